@@ -1,1 +1,41 @@
-//! placeholder
+//! # sse-server
+//!
+//! A Server-Sent Events fan-out server on a hand-rolled `mio` event loop. Each published event
+//! is encoded once into its wire bytes; every subscriber writes from that shared buffer.
+//!
+//! # Layout
+//!
+//! - [`server`]: start-up and shutdown: binds the listener, raises the fd limit, runs the loops.
+//! - [`event_loop`]: one thread's `mio` loop: accepts, reads requests, writes responses and
+//!   events, timers (request deadlines, heartbeats), graceful drain.
+//! - [`connection`]: a connection's state machine (exchanging requests, streaming, lingering).
+//! - [`routes`]: what a request asks for: routing, auth, CORS, publish and subscribe parameters.
+//! - [`broker`]: the [`Broker`] interface (ids, order, distribution to loops) and the in-process
+//!   [`LocalBroker`]; the seam where a Redis backplane fits.
+//! - [`fanout`]: per-loop topic logs, subscriber cursors, vectored writes, slow-consumer policy.
+//! - [`event`]: event ids and the one-time wire encoding of an event.
+//! - [`http`]: request heads, bodies (length and chunked), forms, responses.
+//! - [`metrics`]: counters and the Prometheus text rendering.
+//! - [`demo`]: the demo page and the time source.
+//! - [`config`] and [`cli`]: settings, and the command line that fills them.
+//! - [`sys`]: fd limit, socket options, signals, /proc figures.
+
+#![deny(missing_docs)]
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod demo;
+pub mod event;
+pub mod event_loop;
+pub mod fanout;
+pub mod http;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod sys;
+
+pub use broker::{Broker, LocalBroker};
+pub use config::Config;
+pub use server::{Server, ServerError, ShutdownHandle};

@@ -1,0 +1,64 @@
+//! The server's settings, with the defaults the command line shows.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything that can be set on the command line (see `cli`), as the library takes it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (port 0: the OS chooses).
+    pub listen: SocketAddr,
+    /// Event loops (threads); 0 means one per core.
+    pub threads: usize,
+    /// Most open connections; `None`: what the open-file limit allows.
+    pub max_connections: Option<usize>,
+    /// Events kept per topic for replay.
+    pub history: usize,
+    /// Bytes kept per topic for replay.
+    pub history_bytes: u64,
+    /// Idle streams get a comment this often.
+    pub heartbeat: Duration,
+    /// Bytes a subscriber may fall behind before it is disconnected.
+    pub max_pending: u64,
+    /// Largest request body.
+    pub max_body: u64,
+    /// Time allowed for a complete request head (and then for its body).
+    pub header_timeout: Duration,
+    /// On shutdown, streams are closed spread over this long.
+    pub drain: Duration,
+    /// Period of the demo time source on topic `time`; zero disables it.
+    pub demo_interval: Duration,
+    /// Reconnection delay sent to clients in the `retry:` field.
+    pub retry: Duration,
+    /// Bearer token required to publish; `None`: loopback peers only.
+    pub publish_token: Option<String>,
+    /// Bearer token required to subscribe.
+    pub subscribe_token: Option<String>,
+    /// Origins allowed by CORS (`*` for any).
+    pub cors_origins: Vec<String>,
+    /// Most distinct topics the server keeps.
+    pub max_topics: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            threads: 0,
+            max_connections: None,
+            history: 1024,
+            history_bytes: 1 << 20,
+            heartbeat: Duration::from_secs(15),
+            max_pending: 1 << 20,
+            max_body: 1 << 20,
+            header_timeout: Duration::from_secs(10),
+            drain: Duration::from_secs(1),
+            demo_interval: Duration::from_secs(1),
+            retry: Duration::from_secs(2),
+            publish_token: None,
+            subscribe_token: None,
+            cors_origins: Vec::new(),
+            max_topics: 100_000,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Start-up and shutdown: binds the listener, raises the open-file limit, starts one event loop
+//! per thread (and the demo source), and waits for them to finish.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+
+use crate::broker::{Broker, LocalBroker, Mailbox};
+use crate::config::Config;
+use crate::event_loop::{EventLoop, MAILBOX};
+use crate::metrics::Metrics;
+use crate::routes::App;
+use crate::{demo, sys};
+
+/// File descriptors kept back from `--max-connections` for listeners, epoll, wakers and files.
+const RESERVED_FDS: u64 = 64;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Creating the event loops failed.
+    #[error("cannot start the event loops: {0}")]
+    Setup(#[source] io::Error),
+    /// An event loop failed.
+    #[error("event loop failed: {0}")]
+    Loop(#[source] io::Error),
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    loops: Vec<EventLoop>,
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    mailboxes: Vec<Arc<Mailbox>>,
+    broker: Arc<dyn Broker>,
+    config: Config,
+    fd_limit: u64,
+    max_connections: u64,
+    threads: usize,
+}
+
+/// Asks a running server to shut down gracefully. Cheap to clone and send to other threads.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    stop: Arc<AtomicBool>,
+    mailboxes: Vec<Arc<Mailbox>>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, closes streams spread over `drain`, then [`Server::run`] returns.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for mailbox in &self.mailboxes {
+            mailbox.wake();
+        }
+    }
+}
+
+impl Server {
+    /// Binds the listening socket and prepares the event loops (nothing runs until `run`).
+    pub fn bind(config: Config) -> Result<Server, ServerError> {
+        let fd_limit = sys::raise_fd_limit().map_err(ServerError::Setup)?;
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.threads
+        };
+        let max_connections = config
+            .max_connections
+            .map_or(fd_limit.saturating_sub(RESERVED_FDS).max(1), |n| n as u64);
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let setup = |e| ServerError::Setup(e);
+        listener.set_nonblocking(true).map_err(setup)?;
+        sys::set_backlog(&listener, 4096).map_err(setup)?;
+        let local_addr = listener.local_addr().map_err(setup)?;
+
+        let mut polls = Vec::with_capacity(threads);
+        let mut mailboxes = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let poll = Poll::new().map_err(setup)?;
+            let waker = Waker::new(poll.registry(), MAILBOX).map_err(setup)?;
+            mailboxes.push(Arc::new(Mailbox::new(waker)));
+            polls.push(poll);
+        }
+        let metrics = Arc::new(Metrics::default());
+        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(
+            mailboxes.clone(),
+            config.max_topics,
+            metrics.clone(),
+        ));
+        let app = Arc::new(App {
+            config: config.clone(),
+            broker: broker.clone(),
+            metrics,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut loops = Vec::with_capacity(threads);
+        for (poll, mailbox) in polls.into_iter().zip(&mailboxes) {
+            // Every loop accepts from the same listening socket (its own descriptor of it).
+            let listener = mio::net::TcpListener::from_std(listener.try_clone().map_err(setup)?);
+            loops.push(
+                EventLoop::new(
+                    poll,
+                    listener,
+                    mailbox.clone(),
+                    app.clone(),
+                    max_connections,
+                    stop.clone(),
+                )
+                .map_err(setup)?,
+            );
+        }
+        Ok(Server {
+            loops,
+            local_addr,
+            stop,
+            mailboxes,
+            broker,
+            config,
+            fd_limit,
+            max_connections,
+            threads,
+        })
+    }
+
+    /// The address the server listens on (with the port the OS chose for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle to shut the server down from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            stop: self.stop.clone(),
+            mailboxes: self.mailboxes.clone(),
+        }
+    }
+
+    /// The broker, to publish from the same process.
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
+    }
+
+    /// The one-line start-up summary: address, threads, fd limit, max connections, publishing.
+    pub fn startup_line(&self) -> String {
+        let publish = if self.config.publish_token.is_some() {
+            "publish=bearer-token"
+        } else {
+            "publish=loopback-only (no --publish-token)"
+        };
+        format!(
+            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {}",
+            self.local_addr, self.threads, self.fd_limit, self.max_connections, publish
+        )
+    }
+
+    /// Runs the event loops (and the demo source) until shutdown; returns when all are done.
+    pub fn run(self) -> Result<(), ServerError> {
+        let demo = (!self.config.demo_interval.is_zero()).then(|| {
+            let broker = self.broker.clone();
+            let interval = self.config.demo_interval;
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread_stop = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name("demo-source".into())
+                .spawn(move || demo::run_time_source(broker, interval, thread_stop));
+            (stop, thread)
+        });
+        let threads: Vec<JoinHandle<io::Result<()>>> = self
+            .loops
+            .into_iter()
+            .enumerate()
+            .map(|(index, event_loop)| {
+                std::thread::Builder::new()
+                    .name(format!("event-loop-{index}"))
+                    .spawn(move || event_loop.run())
+                    .map_err(ServerError::Setup)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut result = Ok(());
+        for thread in threads {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(ServerError::Loop(e)),
+                Err(_) => result = Err(ServerError::Loop(io::Error::other("event loop panicked"))),
+            }
+            // One loop ending (error or shutdown) ends them all.
+            self.stop.store(true, Ordering::Relaxed);
+            for mailbox in &self.mailboxes {
+                mailbox.wake();
+            }
+        }
+        if let Some((stop, thread)) = demo {
+            stop.store(true, Ordering::Relaxed);
+            if let Ok(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+        result
+    }
+}

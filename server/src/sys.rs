@@ -1,0 +1,114 @@
+//! The few operating-system calls std does not offer: the open-file limit, socket options,
+//! signal flags and this process's memory and file counts (read from /proc).
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Raises the soft open-file limit to the hard limit; returns the soft limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(raised.rlim_cur);
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+fn set_option(socket: &impl AsRawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live c_int.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// TCP keepalive (so dead peers are noticed even on idle streams: first probe after 60 s, then
+/// every 10 s, 6 probes) and no Nagle delay (events are written whole, and latency matters).
+pub fn tune_stream(socket: &impl AsRawFd) -> io::Result<()> {
+    set_option(socket, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_option(socket, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60)?;
+    set_option(socket, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10)?;
+    set_option(socket, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6)?;
+    set_option(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
+}
+
+/// Sets the listen backlog (std's default is small for a connection storm).
+pub fn set_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen on an fd we own; calling it again on a listening socket updates the backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    TERMINATE.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM set a flag ([`terminate_requested`]) instead of killing the process.
+pub fn install_signal_handlers() -> io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic; the struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_terminate as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True once SIGINT or SIGTERM has arrived (after [`install_signal_handlers`]).
+pub fn terminate_requested() -> bool {
+    TERMINATE.load(Ordering::SeqCst)
+}
+
+/// This process's resident memory in bytes, from /proc/self/statm.
+pub fn resident_memory_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page_size
+}
+
+/// Number of open file descriptors of this process, from /proc/self/fd.
+pub fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64)
+}

@@ -1,0 +1,27 @@
+//! Black-box tests of `sse-server` over real sockets on `127.0.0.1:0`, written from the
+//! specification: exact wire bytes, replay, fan-out, back-pressure, every refused input, HTTP/1.x
+//! connection handling, resource use and shutdown.
+//!
+//! # Layout
+//! - `util` (`tests/util/mod.rs`): servers in-process and as a child process, raw HTTP and SSE
+//!   clients, deadlines.
+//! - `streams`: subscribing, the stream preamble, wire form of events, topics, heartbeat, demo.
+//! - `replay`: `Last-Event-ID` replay without gap or duplicate, history bounds, ids across a
+//!   restart.
+//! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
+//!   refused request with its status.
+//! - `access`: publish and subscribe tokens, CORS.
+//! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
+
+mod util;
+
+#[path = "server/access.rs"]
+mod access;
+#[path = "server/load.rs"]
+mod load;
+#[path = "server/protocol.rs"]
+mod protocol;
+#[path = "server/replay.rs"]
+mod replay;
+#[path = "server/streams.rs"]
+mod streams;

@@ -1,0 +1,190 @@
+//! `Last-Event-ID` replay: retained events in order, then live, with no gap and no duplicate;
+//! history bounds; ids across a restart.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::util::{
+    self, Publisher, ServerProcess, SseStream, TIMEOUT, TestServer, deadline, publish, wait_until,
+};
+
+/// `Last-Event-ID: N` replays every retained event of the topic with an id above `N`, in order,
+/// then continues live; events of other topics are not replayed.
+#[test]
+fn replay_from_last_event_id_header_then_live() {
+    let server = TestServer::with_defaults();
+    let addr = server.addr;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(publish(addr, "r", &format!("r{i}")));
+        publish(addr, "elsewhere", "not replayed");
+    }
+    let mut stream = SseStream::open(
+        addr,
+        "/events?topic=r",
+        &format!("Last-Event-ID: {}\r\n", ids[1]),
+    );
+    stream.read_preamble(deadline());
+    for (i, &id) in ids.iter().enumerate().skip(2) {
+        let event = stream.next_event();
+        assert_eq!((event.id, event.data_text()), (Some(id), format!("r{i}")));
+    }
+    let live = publish(addr, "r", "live");
+    let event = stream.next_event();
+    assert_eq!((event.id, event.data_text()), (Some(live), "live".into()));
+
+    // The newest id replays nothing: the next event is the next live one.
+    let mut caught_up = SseStream::open(
+        addr,
+        "/events?topic=r",
+        &format!("Last-Event-ID: {live}\r\n"),
+    );
+    caught_up.read_preamble(deadline());
+    let next = publish(addr, "r", "next");
+    assert_eq!(caught_up.next_event().id, Some(next));
+}
+
+/// `?lastEventId=N` works like the header, and replay merges several topics in id order.
+#[test]
+fn replay_from_query_parameter_across_topics() {
+    let server = TestServer::with_defaults();
+    let addr = server.addr;
+    let mut published = Vec::new();
+    for i in 0..9 {
+        let topic = ["x", "y", "z"][i % 3];
+        published.push((publish(addr, topic, &format!("{topic}{i}")), topic));
+    }
+    let since = published[0].0;
+    let mut stream = SseStream::open(
+        addr,
+        &format!("/events?topic=x&topic=y&lastEventId={since}"),
+        "",
+    );
+    stream.read_preamble(deadline());
+    let expected: Vec<u64> = published
+        .iter()
+        .filter(|(id, topic)| *id > since && *topic != "z")
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(stream.ids_through(*expected.last().unwrap()), expected);
+}
+
+/// Subscribers that join with `Last-Event-ID` while events are being published get every event
+/// after their id exactly once and in order: nothing is lost or repeated where replay hands
+/// over to live delivery.
+#[test]
+fn replay_during_publishing_has_no_gap_or_duplicate() {
+    const EVENTS: usize = 300;
+    let server = TestServer::with_defaults();
+    let addr = server.addr;
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let publisher = {
+        let published = Arc::clone(&published);
+        thread::spawn(move || {
+            let mut publisher = Publisher::new(addr);
+            for i in 0..EVENTS {
+                let id = publisher.publish("race", format!("e{i}").as_bytes());
+                published.lock().unwrap().push(id);
+            }
+        })
+    };
+    let count = || published.lock().unwrap().len();
+    let mut joined = Vec::new();
+    for step in 1..=8 {
+        let target = step * EVENTS / 10;
+        assert!(
+            wait_until(TIMEOUT, || count() >= target || publisher.is_finished()),
+            "publisher stalled"
+        );
+        let since = {
+            let ids = published.lock().unwrap();
+            // Alternate between the newest id and one a little older, in the header and the
+            // query parameter.
+            ids[ids.len() - 1 - (step % 3) * 2]
+        };
+        let stream = if step % 2 == 0 {
+            SseStream::open(
+                addr,
+                "/events?topic=race",
+                &format!("Last-Event-ID: {since}\r\n"),
+            )
+        } else {
+            SseStream::open(addr, &format!("/events?topic=race&lastEventId={since}"), "")
+        };
+        joined.push((since, stream));
+    }
+    publisher.join().unwrap();
+    let ids = published.lock().unwrap().clone();
+    assert_eq!(ids.len(), EVENTS);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    let last = *ids.last().unwrap();
+    for (since, mut stream) in joined {
+        let expected: Vec<u64> = ids.iter().copied().filter(|&id| id > since).collect();
+        assert_eq!(stream.ids_through(last), expected, "joined after {since}");
+    }
+}
+
+/// Replay serves at most the last `history` events of a topic.
+#[test]
+fn history_keeps_the_last_n_events() {
+    let server = TestServer::start(sse_server::Config {
+        history: 3,
+        ..util::config()
+    });
+    let ids: Vec<u64> = (0..5)
+        .map(|i| publish(server.addr, "h", &i.to_string()))
+        .collect();
+    let mut stream = SseStream::open(server.addr, "/events?topic=h", "Last-Event-ID: 0\r\n");
+    stream.read_preamble(deadline());
+    assert_eq!(stream.ids_through(ids[4]), ids[2..]);
+}
+
+/// Replay is bounded in bytes too: with room for about two 4 KB events, only the newest one or
+/// two are kept.
+#[test]
+fn history_is_bounded_in_bytes() {
+    let server = TestServer::start(sse_server::Config {
+        history_bytes: 10_000,
+        ..util::config()
+    });
+    let data = "b".repeat(4000);
+    let ids: Vec<u64> = (0..5).map(|_| publish(server.addr, "hb", &data)).collect();
+    let mut stream = SseStream::open(server.addr, "/events?topic=hb", "Last-Event-ID: 0\r\n");
+    stream.read_preamble(deadline());
+    let replayed = stream.ids_through(ids[4]);
+    assert!(
+        replayed.len() <= 2 && replayed[..] == ids[5 - replayed.len()..],
+        "replayed {replayed:?} of {ids:?}"
+    );
+}
+
+/// Ids keep increasing when the server restarts (they are not reset to a counter's start).
+#[test]
+fn ids_increase_across_a_restart() {
+    let mut first = ServerProcess::spawn(&["--drain", "100ms"]);
+    let before: Vec<u64> = (0..3)
+        .map(|i| publish(first.addr, "t", &i.to_string()))
+        .collect();
+    first.signal("TERM");
+    let status = first.wait_exit(TIMEOUT).expect("first server exits");
+    assert!(status.success(), "{status:?}");
+
+    let second = ServerProcess::spawn(&["--drain", "100ms"]);
+    let after = publish(second.addr, "t", "after");
+    assert!(
+        after > *before.last().unwrap(),
+        "id {after} after restart, before: {before:?}"
+    );
+}
+
+/// A replay request for a topic never published to is simply an empty stream that goes live.
+#[test]
+fn replay_of_unknown_topic_goes_live() {
+    let server = TestServer::with_defaults();
+    let mut stream = SseStream::open(server.addr, "/events?topic=new", "Last-Event-ID: 5\r\n");
+    stream.read_preamble(deadline());
+    assert!(stream.stays_silent(Duration::from_millis(100)));
+    let id = publish(server.addr, "new", "first");
+    assert_eq!(stream.next_event().id, Some(id));
+}
