@@ -72,8 +72,8 @@ pub enum Phase {
     Head,
     /// The body of a request whose head is `head`.
     Body {
-        /// The request head.
-        head: RequestHead,
+        /// The request head (boxed: it is large, and most connections never read a body).
+        head: Box<RequestHead>,
         /// The body decoder.
         reader: BodyReader,
         /// What the body is for.

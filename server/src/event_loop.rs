@@ -393,7 +393,7 @@ impl EventLoop {
                         unreachable!("matched above");
                     };
                     let action = self.app.finish(&head, body_use, &reader.body);
-                    self.act(key, head, action, true)?;
+                    self.act(key, *head, action, true)?;
                 }
             }
         }
@@ -448,7 +448,7 @@ impl EventLoop {
                 }
                 exchange.deadline = Instant::now() + self.app.config.header_timeout;
                 exchange.phase = Phase::Body {
-                    head,
+                    head: Box::new(head),
                     reader,
                     body_use,
                 };
@@ -533,6 +533,11 @@ impl EventLoop {
     /// Turns an exchange into an event stream: response head, preamble, then events (a replay
     /// first when the client sent `Last-Event-ID`).
     fn start_stream(&mut self, key: usize, subscription: Subscription) -> Result<(), Close> {
+        // Every event published before this request arrived is already in our mailbox (the
+        // broker fills all mailboxes before it answers a publisher). Taking them into the logs
+        // first means the replay position is computed over all of them: an event whose id the
+        // client sent as Last-Event-ID is never appended after the cursor and sent again.
+        self.deliver_published();
         let State::Exchanging(exchange) = &mut self.connections[key].state else {
             return Ok(());
         };

@@ -61,7 +61,13 @@ pub struct Subscription {
 
 impl From<HttpError> for Action {
     fn from(error: HttpError) -> Action {
-        Action::Respond(Response::text(error.status, error.reason))
+        let response = Response::text(error.status, error.reason);
+        Action::Respond(match error.status {
+            // RFC 9110 section 11.6.1: a 401 names the scheme the client must use.
+            401 => response.header("WWW-Authenticate", "Bearer realm=\"sse-server\""),
+            503 => response.header("Retry-After", 5),
+            _ => response,
+        })
     }
 }
 

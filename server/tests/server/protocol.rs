@@ -98,6 +98,18 @@ fn pipelined_requests_are_answered_in_order() {
         let event = stream.next_event();
         assert_eq!((event.id, event.data_text()), (Some(id), data.to_string()));
     }
+
+    // A subscription may follow other requests on a kept-alive connection.
+    let mut conn = Conn::connect(server.addr);
+    conn.send(
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n\
+          GET /events?topic=pipe HTTP/1.1\r\nHost: test\r\n\r\n",
+    );
+    assert_eq!(conn.read_response(deadline()).text().trim(), "ok");
+    let mut late = SseStream::from_conn(conn);
+    late.read_preamble(deadline());
+    let four = publish(server.addr, "pipe", "four");
+    assert_eq!(late.next_event().id, Some(four));
 }
 
 /// A request trickled in one byte per write is parsed like any other.
@@ -208,6 +220,46 @@ fn expect_continue_publish() {
         (event.id, event.data_text()),
         (Some(id), "continued".into())
     );
+
+    // A client may send the body without waiting for `100 Continue`; the next request on the
+    // connection must still parse.
+    let body = "topic=expect&data=eager";
+    conn.send(
+        format!(
+            "POST /publish HTTP/1.1\r\nHost: test\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let id = parse_id(&conn.read_response(deadline()));
+    assert_eq!(conn.read_response(deadline()).text().trim(), "ok");
+    let event = stream.next_event();
+    assert_eq!((event.id, event.data_text()), (Some(id), "eager".into()));
+}
+
+/// Header names are case-insensitive, and `chunked` is recognised in any case.
+#[test]
+fn header_names_in_any_case() {
+    let server = TestServer::with_defaults();
+    let mut stream = SseStream::subscribe(server.addr, &["case"]);
+    stream.read_preamble(deadline());
+    let mut conn = Conn::connect(server.addr);
+    conn.send(
+        b"POST /publish?topic=case HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\n\
+          content-length: 5\r\n\r\nlower",
+    );
+    let lower = parse_id(&conn.read_response(deadline()));
+    conn.send(
+        b"POST /publish?topic=case HTTP/1.1\r\nHOST: test\r\nCONTENT-TYPE: text/plain\r\n\
+          TRANSFER-ENCODING: Chunked\r\n\r\n5\r\nupper\r\n0\r\n\r\n",
+    );
+    let upper = parse_id(&conn.read_response(deadline()));
+    for (id, data) in [(lower, "lower"), (upper, "upper")] {
+        let event = stream.next_event();
+        assert_eq!((event.id, event.data_text()), (Some(id), data.to_string()));
+    }
 }
 
 /// Every malformed or refused request gets its status with a short `text/plain` reason, the
@@ -262,6 +314,13 @@ fn bad_requests_get_their_status() {
             "negative Content-Length",
             b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
               Content-Length: -5\r\n\r\nhello"
+                .to_vec(),
+            400,
+        ),
+        (
+            "Content-Length with a sign",
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+              Content-Length: +5\r\n\r\nhello"
                 .to_vec(),
             400,
         ),
@@ -399,13 +458,15 @@ fn bad_requests_get_their_status() {
         String::from_utf8_lossy(&event.raw)
     );
 
-    let samples = metrics(addr);
+    let rejected = |status: u16| {
+        metric(
+            &metrics(addr),
+            &format!("sse_rejected_requests_total{{status=\"{status}\"}}"),
+        )
+    };
     for status in [400, 404, 405] {
         assert!(
-            metric(
-                &samples,
-                &format!("sse_rejected_requests_total{{status=\"{status}\"}}")
-            ) >= 1.0,
+            wait_until(TIMEOUT, || rejected(status) >= 1.0),
             "no rejected count for {status}"
         );
     }
@@ -416,7 +477,7 @@ fn bad_requests_get_their_status() {
 #[test]
 fn slow_request_head_gets_408() {
     let server = TestServer::start(sse_server::Config {
-        header_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(500),
         ..util::config()
     });
     let addr = server.addr;
@@ -453,6 +514,15 @@ fn slow_request_head_gets_408() {
     stop.store(true, Ordering::Relaxed);
     trickler.join().unwrap();
     assert_refusal(&response, 408, "trickling client");
+
+    // A complete head whose body never completes is not kept forever either.
+    let mut slow_body = Conn::connect(addr);
+    slow_body.send(
+        b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+          Content-Length: 10\r\n\r\nab",
+    );
+    let response = slow_body.read_response(deadline());
+    assert_refusal(&response, 408, "body never completed");
 
     // A connection that never sends a byte is closed too (with or without a 408).
     let mut silent = Conn::connect(addr);

@@ -1,6 +1,7 @@
 //! `Last-Event-ID` replay: retained events in order, then live, with no gap and no duplicate;
 //! history bounds; ids across a restart.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -45,7 +46,8 @@ fn replay_from_last_event_id_header_then_live() {
     assert_eq!(caught_up.next_event().id, Some(next));
 }
 
-/// `?lastEventId=N` works like the header, and replay merges several topics in id order.
+/// `?lastEventId=N` works like the header, and replay merges several topics in id order,
+/// sending an event published to two of them once.
 #[test]
 fn replay_from_query_parameter_across_topics() {
     let server = TestServer::with_defaults();
@@ -55,6 +57,8 @@ fn replay_from_query_parameter_across_topics() {
         let topic = ["x", "y", "z"][i % 3];
         published.push((publish(addr, topic, &format!("{topic}{i}")), topic));
     }
+    // An event on two subscribed topics is replayed once.
+    published.push((util::publish_event(addr, &["x", "y"], None, "both"), "x"));
     let since = published[0].0;
     let mut stream = SseStream::open(
         addr,
@@ -119,9 +123,30 @@ fn replay_during_publishing_has_no_gap_or_duplicate() {
     assert_eq!(ids.len(), EVENTS);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase");
     let last = *ids.last().unwrap();
-    for (since, mut stream) in joined {
+    for (n, (since, mut stream)) in joined.into_iter().enumerate() {
         let expected: Vec<u64> = ids.iter().copied().filter(|&id| id > since).collect();
-        assert_eq!(stream.ids_through(last), expected, "joined after {since}");
+        let how = if (n + 1) % 2 == 0 { "header" } else { "query" };
+        let mut got = Vec::new();
+        while got.last() < Some(&last) {
+            match stream.next_event_until(deadline()) {
+                Some(event) => got.push(event.id.expect("event without id")),
+                None => break,
+            }
+        }
+        let position = ids.iter().position(|&id| id == since).unwrap();
+        assert_eq!(
+            got,
+            expected,
+            "joiner {n} sent Last-Event-ID {since} (event {position} of {EVENTS}) by {how}; \
+             received {} of {} events{}",
+            got.len(),
+            expected.len(),
+            if stream.is_eof() {
+                ", then the stream closed"
+            } else {
+                ""
+            }
+        );
     }
 }
 
@@ -187,4 +212,69 @@ fn replay_of_unknown_topic_goes_live() {
     assert!(stream.stays_silent(Duration::from_millis(100)));
     let id = publish(server.addr, "new", "first");
     assert_eq!(stream.next_event().id, Some(id));
+}
+
+/// A client that got id `N` back from a publish and at once subscribes with
+/// `Last-Event-ID: N` never receives event `N` again, even if the event is still on its way to
+/// the event loop serving the new subscriber. (Guards against positioning the replay by what a
+/// loop has received so far instead of by id.)
+#[test]
+fn subscribing_with_the_newest_id_never_repeats_it() {
+    let server = TestServer::start(sse_server::Config {
+        threads: 4,
+        ..util::config()
+    });
+    let addr = server.addr;
+    // Keep the event loops busy, so that the new subscriber's request and the event's arrival
+    // often reach a loop in the same wake-up, as happens on a loaded machine.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut noise: Vec<thread::JoinHandle<()>> = (0..8)
+        .map(|_| {
+            let mut stream = SseStream::subscribe(addr, &["noise"]);
+            stream.read_preamble(deadline());
+            // A noise reader may fall behind and be cut off as a slow consumer; that is fine.
+            thread::spawn(move || {
+                while let Some(event) = stream.next_event_until(deadline()) {
+                    if event.data_text() == "stop" {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    noise.push({
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let mut publisher = Publisher::new(addr);
+            let data = vec![b'n'; 4096];
+            while !stop.load(Ordering::Relaxed) {
+                publisher.publish("noise", &data);
+            }
+            publisher.publish("noise", b"stop");
+        })
+    });
+    let mut publisher = Publisher::new(addr);
+    let mut duplicates = Vec::new();
+    for round in 0..400 {
+        let newest = publisher.publish("newest", format!("old {round}").as_bytes());
+        let mut stream = SseStream::open(
+            addr,
+            "/events?topic=newest",
+            &format!("Last-Event-ID: {newest}\r\n"),
+        );
+        stream.read_preamble(deadline());
+        let next = publisher.publish("newest", format!("new {round}").as_bytes());
+        let event = stream.next_event();
+        if event.id != Some(next) {
+            duplicates.push((round, newest, event.id));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for thread in noise {
+        thread.join().expect("noise thread failed");
+    }
+    assert!(
+        duplicates.is_empty(),
+        "(round, Last-Event-ID sent, first id received): {duplicates:?}"
+    );
 }

@@ -288,3 +288,41 @@ fn raw_body_publish_takes_topic_and_type_from_query() {
         format!("id: {id}\ndata: a=b&c\n\n")
     );
 }
+
+/// A form body is recognised by its media type even with parameters (browsers send
+/// `application/x-www-form-urlencoded;charset=UTF-8`) and in any letter case; topics may be any
+/// UTF-8 without control characters.
+#[test]
+fn form_content_type_with_parameters_and_utf8_topics() {
+    let server = TestServer::with_defaults();
+    let topic = "chat/ünï room";
+    let mut stream = SseStream::subscribe(server.addr, &[topic]);
+    stream.read_preamble(deadline());
+    let body = form(&[("topic", topic), ("data", "hi there")]);
+    let mut ids = Vec::new();
+    for content_type in [
+        "application/x-www-form-urlencoded;charset=UTF-8",
+        "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    ] {
+        let response = util::request(
+            server.addr,
+            format!(
+                "POST /publish HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            response.status,
+            200,
+            "{content_type}: {:?}",
+            response.text()
+        );
+        ids.push(util::parse_id(&response));
+    }
+    for id in ids {
+        let event = stream.next_event();
+        assert_eq!((event.id, event.data_text()), (Some(id), "hi there".into()));
+    }
+}
