@@ -1,1 +1,42 @@
-//! placeholder
+//! sse-loadgen: a load generator that measures Server-Sent Events fan-out: publish-to-receipt
+//! latency, loss, duplication and ordering per connection, the server's memory per connection
+//! and CPU per delivery, and its own overhead. It speaks only HTTP/1.1 and SSE, as a browser
+//! does, so it measures any SSE server configured by URLs.
+//!
+//! # Layout
+//! - [`cli`]: clap definitions (the help text) and `run`, which dispatches the subcommands.
+//! - [`units`]: parsers for counts (`10k`), sizes (`1KiB`), durations (`500ms`), rates, IP ranges.
+//! - [`url`]: the small `http://` URL type everything is configured by.
+//! - [`http`]: HTTP/1.1 response head (`httparse`) and body decoding (chunked, length, close).
+//! - [`sse`]: the incremental WHATWG event-stream parser.
+//! - [`payload`]: the published event body (`run`, `seq`, scheduled time) and its parser.
+//! - [`subscriber`]: the mio event loop holding many subscriber connections per thread.
+//! - [`group`]: subscriber threads behind one interface (`SubscriberGroup`), in this process.
+//! - [`worker`]: worker processes: the hidden `worker` subcommand and the parent side of its pipe.
+//! - [`publisher`]: keep-alive POST publishers on a fixed schedule.
+//! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
+//! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
+//! - [`fanout`]: the `fanout` measurement: ramp, publish, drain, rate search, report.
+//! - [`scale`]: the `scale` subcommand: fanout at several sizes.
+//! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
+//! - [`watch`]: the `watch` debugging client.
+//! - [`error`]: the crate's error type.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod error;
+pub mod fanout;
+pub mod group;
+pub mod http;
+pub mod payload;
+pub mod publisher;
+pub mod report;
+pub mod scale;
+pub mod sse;
+pub mod stats;
+pub mod subscriber;
+pub mod sysinfo;
+pub mod units;
+pub mod url;
+pub mod watch;
+pub mod worker;

@@ -1,0 +1,317 @@
+//! The command line: clap definitions (each `///` is the help text) and [`run`], which turns
+//! them into settings and calls the subcommand.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::fanout::{FanoutSettings, print_report, run_fanout};
+use crate::scale::{ScaleSettings, append_json_line, run_scale};
+use crate::units::{
+    AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header, parse_rate,
+    parse_size, parse_step_list,
+};
+use crate::watch::{WatchSettings, run_watch};
+
+/// Measures Server-Sent Events servers: fan-out latency, loss, memory and CPU per connection.
+#[derive(Debug, Parser)]
+#[command(name = "sse-loadgen", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the events of one stream (a debugging client).
+    Watch(WatchArgs),
+    /// Open N subscribers, publish events, measure latency, loss, memory and CPU.
+    Fanout(FanoutArgs),
+    /// Run fanout at several sizes and tabulate memory and latency against connections.
+    Scale(ScaleArgs),
+    /// Write summary.md and SVG plots from the JSON lines of fanout/scale runs.
+    Report(ReportArgs),
+    /// Internal: a worker process started by fanout (JSON lines on stdin/stdout).
+    #[command(hide = true)]
+    Worker,
+}
+
+/// `watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The event-stream URL (http:// only).
+    pub url: String,
+    /// Print one JSON object per line: {"event","data","id"}, and {"retry"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Extra request header NAME:VALUE (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Send Last-Event-ID with the first request.
+    #[arg(long)]
+    pub last_event_id: Option<String>,
+    /// Request method.
+    #[arg(long, default_value = "GET", value_parser = ["GET", "POST"])]
+    pub method: String,
+    /// Request body (form-encoded unless a Content-Type header is given).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Reconnect at the end of the stream as a browser does (retry, Last-Event-ID).
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Reconnection delay until the server sends retry.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub retry: Duration,
+    /// Exit after this many events.
+    #[arg(long, value_parser = parse_count)]
+    pub max_events: Option<u64>,
+}
+
+/// Options shared by `fanout` and `scale`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench.
+    #[arg(long)]
+    pub url: String,
+    /// Publish URL (raw-body POST); default http://SAME-HOST/publish?topic=TOPIC-OF-URL.
+    #[arg(long)]
+    pub publish_url: Option<String>,
+    /// Extra subscribe request header NAME:VALUE (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Extra publish request header NAME:VALUE (repeatable).
+    #[arg(long = "publish-header", value_parser = parse_header)]
+    pub publish_headers: Vec<(String, String)>,
+    /// Subscribers opened per second.
+    #[arg(long, default_value = "5k", value_parser = parse_rate)]
+    pub connect_rate: f64,
+    /// Event loops (threads) in total, spread over the processes.
+    #[arg(long, default_value_t = default_threads())]
+    pub threads: usize,
+    /// Worker processes; 0: as many as the open-file limit requires.
+    #[arg(long, default_value_t = 0)]
+    pub processes: usize,
+    /// Source addresses to connect from, e.g. 127.0.0.1-127.0.0.8 (passes the ~28k port limit).
+    #[arg(long, value_parser = parse_address_list)]
+    pub source_ips: Option<AddressList>,
+    /// Events to publish in the main phase.
+    #[arg(long, default_value = "100", value_parser = parse_count)]
+    pub events: u64,
+    /// Events per second.
+    #[arg(long, default_value = "100", value_parser = parse_rate)]
+    pub rate: f64,
+    /// Payload size in bytes (64, 1k, 1KiB).
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    pub payload: u64,
+    /// Publishing connections (for rates one connection cannot reach); 0: one per 1,000 events/s.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// After the last publish, wait this long (at most) for every delivery.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Time allowed from connect to the response head.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub response_timeout: Duration,
+    /// Idle time after all connections opened, before reading memory.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Server process id: memory and CPU from /proc (children included).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Server Prometheus endpoint: process_resident_memory_bytes, process_cpu_seconds_total.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// After the main phase, find the highest rate delivered without loss.
+    #[arg(long)]
+    pub rate_search: bool,
+    /// Events per rate-search phase.
+    #[arg(long, default_value = "200", value_parser = parse_count)]
+    pub search_events: u64,
+    /// A search phase fails when p99 latency exceeds this.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub max_p99: Duration,
+    /// Highest rate the search tries.
+    #[arg(long, default_value = "100k", value_parser = parse_rate)]
+    pub max_rate: f64,
+    /// Most rate-search phases.
+    #[arg(long, default_value_t = 10)]
+    pub max_search_phases: usize,
+    /// Name of the server under test (in JSON and reports).
+    #[arg(long, default_value = "server")]
+    pub label: String,
+    /// Name of the scenario (default: PAYLOADB@RATE/s).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Binary to run as worker process (default: this executable).
+    #[arg(long, hide = true, env = "SSE_LOADGEN_WORKER_EXE")]
+    pub worker_exe: Option<PathBuf>,
+}
+
+/// `fanout` options.
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    /// Subscribers to open (10k, 1.5k accepted).
+    #[arg(long, short = 'c', default_value = "100", value_parser = parse_count)]
+    pub connections: u64,
+    /// Shared options.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Append the run's JSON object (one line) to FILE.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the latency histogram (percentile distribution, .hgrm text) to FILE.
+    #[arg(long)]
+    pub hdr_log: Option<PathBuf>,
+    /// Exit with status 2 when any delivery was lost or duplicated.
+    #[arg(long)]
+    pub fail_on_loss: bool,
+}
+
+/// `scale` options.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Connection counts to run, in order.
+    #[arg(long, default_value = "1k,5k,10k,19k", value_parser = parse_step_list)]
+    pub steps: Steps,
+    /// Shared options.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Append one JSON line per step to FILE.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Longest wait for the server's memory to settle between steps.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
+}
+
+/// `report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A JSON-lines file from fanout/scale --json (repeatable; one label per server).
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for summary.md and the SVG plots.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+}
+
+/// Event loops by default: the number of cores.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl RunArgs {
+    /// The fanout settings these options describe.
+    pub fn settings(&self, connections: u64) -> FanoutSettings {
+        FanoutSettings {
+            url: self.url.clone(),
+            publish_url: self.publish_url.clone(),
+            headers: self.headers.clone(),
+            publish_headers: self.publish_headers.clone(),
+            connections,
+            connect_rate: self.connect_rate,
+            threads: self.threads,
+            processes: self.processes,
+            source_ips: self.source_ips.clone().map_or_else(Vec::new, |list| list.0),
+            events: self.events,
+            rate: self.rate,
+            payload: self.payload,
+            publishers: self.publishers,
+            drain_timeout: self.drain_timeout,
+            response_timeout: self.response_timeout,
+            settle: self.settle,
+            server_pid: self.server_pid,
+            metrics_url: self.metrics_url.clone(),
+            rate_search: self.rate_search,
+            search_events: self.search_events,
+            max_p99: self.max_p99,
+            max_rate: self.max_rate,
+            max_search_phases: self.max_search_phases,
+            label: self.label.clone(),
+            scenario: self.scenario.clone(),
+            quiet: self.quiet,
+            worker_exe: self.worker_exe.clone(),
+        }
+    }
+}
+
+/// Runs the command; returns the exit status of a run that could be done.
+pub fn run(cli: Cli) -> Result<u8> {
+    let stdout = std::io::stdout();
+    let werr = |e| Error::io("cannot write to stdout", e);
+    match cli.command {
+        Command::Watch(a) => {
+            let settings = WatchSettings {
+                url: a.url,
+                headers: a.headers,
+                last_event_id: a.last_event_id,
+                method: a.method,
+                data: a.data,
+                json: a.json,
+                reconnect: a.reconnect,
+                initial_retry: a.retry,
+                max_events: a.max_events,
+            };
+            run_watch(&settings, &mut stdout.lock())?;
+            Ok(0)
+        }
+        Command::Fanout(a) => {
+            let run = run_fanout(&a.run.settings(a.connections))?;
+            print_report(&run.report, &mut stdout.lock()).map_err(werr)?;
+            if let Some(path) = &a.json {
+                append_json_line(path, &run.report)?;
+            }
+            if let Some(path) = &a.hdr_log {
+                let mut f = std::fs::File::create(path)
+                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                crate::stats::write_percentile_distribution(&run.latency, &mut f)
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            }
+            let lossy = run.report.lost > 0 || run.report.duplicated > 0;
+            Ok(if a.fail_on_loss && lossy { 2 } else { 0 })
+        }
+        Command::Scale(a) => {
+            let settings = ScaleSettings {
+                base: a.run.settings(0),
+                steps: a.steps.0,
+                json: a.json,
+                settle_timeout: a.settle_timeout,
+            };
+            run_scale(&settings, &mut stdout.lock())?;
+            Ok(0)
+        }
+        Command::Report(a) => {
+            let reports = crate::report::read_reports(&a.inputs)?;
+            let summary = crate::report::write_report(&reports, &a.out_dir)?;
+            stdout.lock().write_all(summary.as_bytes()).map_err(werr)?;
+            Ok(0)
+        }
+        Command::Worker => {
+            crate::worker::run_worker()?;
+            Ok(0)
+        }
+    }
+}
+
+/// `error` and its sources, joined with `: ` (one line).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut s = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = e.source();
+    }
+    s.replace('\n', " ")
+}

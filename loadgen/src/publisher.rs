@@ -1,0 +1,253 @@
+//! Publishers: keep-alive HTTP/1.1 connections that `POST` the events of a phase on a fixed
+//! schedule.
+//!
+//! Event `i` of a phase is due at `start + i / rate`; its payload carries that *scheduled* time,
+//! so subscribers measure latency from when the event should have been sent and a publisher
+//! that falls behind shows up as latency instead of hiding it (the coordinated-omission
+//! correction of wrk2). With `K` publishers, publisher `k` sends events `k, k+K, k+2K, ...`.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::http::{self, BodyDecoder};
+use crate::payload::{self, Stamp};
+use crate::stats::{ErrorCounts, count_error};
+use crate::subscriber::{io_error_kind, status_kind, unix_now_ns};
+use crate::url::HttpUrl;
+
+/// Where and how events are published.
+#[derive(Debug, Clone)]
+pub struct PublishTarget {
+    /// The publish URL.
+    pub url: HttpUrl,
+    /// Its resolved address.
+    pub addr: SocketAddr,
+    /// Extra headers (`--publish-header`).
+    pub headers: Vec<(String, String)>,
+    /// The run id stamped into every payload.
+    pub run_id: u64,
+    /// Payload size in bytes.
+    pub payload: usize,
+    /// Number of publishing connections; 0: one per 1,000 events/s of the phase (at most 16).
+    pub publishers: usize,
+}
+
+/// How a phase's publishing went.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOutcome {
+    /// Events answered with a 2xx status.
+    pub published: u64,
+    /// Publish failures by kind (`publish_status_500`, `publish_connect_refused`, ...).
+    pub errors: ErrorCounts,
+    /// Largest delay between an event's scheduled and actual send time, ns.
+    pub max_lag_ns: u64,
+    /// The send delay of the last event, ns.
+    pub end_lag_ns: u64,
+    /// Whether the schedule was kept: no event went out later than max(20 ms, 5 % of the
+    /// phase's scheduled duration) after its time.
+    pub kept_schedule: bool,
+    /// The scheduled send time of event 0, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Scheduled duration of the phase (`count / rate`).
+    pub scheduled: Duration,
+    /// Time from the scheduled start to the last response.
+    pub actual: Duration,
+    /// Publishing connections used.
+    pub publishers: usize,
+}
+
+/// One keep-alive publishing connection.
+struct PublishConnection {
+    /// The socket, reopened after errors and `Connection: close`.
+    stream: Option<TcpStream>,
+    /// Request bytes, reused.
+    request: Vec<u8>,
+    /// Response bytes.
+    response: Vec<u8>,
+}
+
+impl PublishConnection {
+    /// Posts `body`; returns the status or a failure kind.
+    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<u16, &'static str> {
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
+            target.url.path_and_query,
+            target.url.host_header(),
+            body.len()
+        );
+        for (k, v) in &target.headers {
+            let _ = write!(self.request, "{k}: {v}\r\n");
+        }
+        self.request.extend_from_slice(b"\r\n");
+        self.request.extend_from_slice(body);
+        // A kept-alive connection the server closed in the meantime fails on first use; one
+        // retry on a fresh connection covers that without hiding a dead server.
+        let reused = self.stream.is_some();
+        match self.exchange(target) {
+            Err(kind) if reused && kind != "publish_timeout" => {
+                self.stream = None;
+                self.exchange(target)
+            }
+            r => r,
+        }
+    }
+
+    fn exchange(&mut self, target: &PublishTarget) -> Result<u16, &'static str> {
+        if self.stream.is_none() {
+            let s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
+                .map_err(|e| publish_kind(&e))?;
+            let _ = s.set_nodelay(true);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            self.stream = Some(s);
+        }
+        let result = self.exchange_on_stream();
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn exchange_on_stream(&mut self) -> Result<u16, &'static str> {
+        let stream = self.stream.as_mut().expect("connected");
+        stream
+            .write_all(&self.request)
+            .map_err(|e| publish_kind(&e))?;
+        self.response.clear();
+        let mut buf = [0u8; 4096];
+        let (head, len) = loop {
+            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            if n == 0 {
+                return Err("publish_closed");
+            }
+            self.response.extend_from_slice(&buf[..n]);
+            match http::parse_head(&self.response) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(_) => return Err("publish_bad_response"),
+            }
+        };
+        let mut body = BodyDecoder::new(head.body);
+        body.feed(&self.response[len..], &mut |_| {})
+            .map_err(|_| "publish_bad_response")?;
+        while !body.is_done() {
+            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            if n == 0 {
+                if head.body == http::BodyMode::Close {
+                    break;
+                }
+                return Err("publish_closed");
+            }
+            body.feed(&buf[..n], &mut |_| {})
+                .map_err(|_| "publish_bad_response")?;
+        }
+        if head.closes() {
+            self.stream = None;
+        }
+        Ok(head.status)
+    }
+}
+
+/// A failure kind for a publish I/O error.
+fn publish_kind(e: &io::Error) -> &'static str {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        return "publish_timeout";
+    }
+    match io_error_kind(e) {
+        "connect_refused" => "publish_connect_refused",
+        "connection_reset" => "publish_connection_reset",
+        _ => "publish_io_error",
+    }
+}
+
+/// Publishes events `first_seq..first_seq + count` at `rate` per second and returns when every
+/// one has been answered (or has failed).
+pub fn publish_phase(
+    target: &PublishTarget,
+    first_seq: u64,
+    count: usize,
+    rate: f64,
+) -> PublishOutcome {
+    let lead = Duration::from_millis(20);
+    let start = Instant::now() + lead;
+    let start_unix_ns = unix_now_ns() + lead.as_nanos() as u64;
+    let k = match target.publishers {
+        0 => ((rate / 1000.0).ceil() as usize).clamp(1, 16),
+        k => k,
+    }
+    .clamp(1, count.max(1));
+    let results: Vec<(u64, ErrorCounts, u64, u64, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..k)
+            .map(|p| {
+                scope.spawn(move || {
+                    let mut conn = PublishConnection {
+                        stream: None,
+                        request: Vec::new(),
+                        response: Vec::new(),
+                    };
+                    let mut body = Vec::with_capacity(target.payload + 64);
+                    let (mut ok, mut errors, mut max_lag, mut last_lag) =
+                        (0u64, ErrorCounts::new(), 0u64, 0u64);
+                    let mut last_i = 0;
+                    for i in (p..count).step_by(k) {
+                        let offset = Duration::from_secs_f64(i as f64 / rate);
+                        let due = start + offset;
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        let lag = Instant::now().saturating_duration_since(due).as_nanos() as u64;
+                        max_lag = max_lag.max(lag);
+                        last_lag = lag;
+                        last_i = i as u64;
+                        let stamp = Stamp {
+                            run: target.run_id,
+                            seq: first_seq + i as u64,
+                            scheduled_ns: start_unix_ns + offset.as_nanos() as u64,
+                        };
+                        payload::encode(stamp, target.payload, &mut body);
+                        match conn.post(target, &body) {
+                            Ok(s) if (200..300).contains(&s) => ok += 1,
+                            Ok(s) => {
+                                count_error(&mut errors, &format!("publish_{}", status_kind(s)), 1)
+                            }
+                            Err(kind) => count_error(&mut errors, kind, 1),
+                        }
+                    }
+                    (ok, errors, max_lag, last_lag, last_i)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("publisher thread"))
+            .collect()
+    });
+    let mut out = PublishOutcome {
+        start_unix_ns,
+        scheduled: Duration::from_secs_f64(count as f64 / rate),
+        actual: Instant::now().saturating_duration_since(start),
+        publishers: k,
+        ..PublishOutcome::default()
+    };
+    let mut last = (0, 0);
+    for (ok, errors, max_lag, last_lag, last_i) in results {
+        out.published += ok;
+        for (kind, n) in errors {
+            count_error(&mut out.errors, &kind, n);
+        }
+        out.max_lag_ns = out.max_lag_ns.max(max_lag);
+        if last_i >= last.0 {
+            last = (last_i, last_lag);
+        }
+    }
+    out.end_lag_ns = last.1;
+    let allowed = Duration::from_millis(20).max(out.scheduled / 20);
+    out.kept_schedule = Duration::from_nanos(out.max_lag_ns) <= allowed;
+    out
+}

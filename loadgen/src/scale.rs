@@ -1,0 +1,127 @@
+//! `sse-loadgen scale`: `fanout` at several sizes against the same server, one JSON line per
+//! step, and a table of connections vs memory per connection, latency and throughput.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::fanout::{FanoutReport, FanoutSettings, run_fanout};
+use crate::sysinfo::ServerProbe;
+use crate::url::HttpUrl;
+
+/// How `scale` runs.
+#[derive(Debug, Clone)]
+pub struct ScaleSettings {
+    /// Everything but the connection count.
+    pub base: FanoutSettings,
+    /// Connection counts, in order.
+    pub steps: Vec<u64>,
+    /// JSON lines are appended here.
+    pub json: Option<PathBuf>,
+    /// Longest wait for the server's memory to settle between steps.
+    pub settle_timeout: Duration,
+}
+
+/// Appends `report` as one JSON line to `path`.
+pub fn append_json_line(path: &std::path::Path, report: &FanoutReport) -> Result<()> {
+    let mut line = serde_json::to_vec(report).map_err(|e| Error::Json {
+        context: "cannot encode the report".into(),
+        source: e,
+    })?;
+    line.push(b'\n');
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&line))
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Waits (at most `timeout`) until two readings of the server's RSS 500 ms apart differ by less
+/// than 1 % or 256 KiB, so the next step's baseline is not still shrinking.
+fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = probe.rss_bytes();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = probe.rss_bytes();
+        match (last, now) {
+            (Some(a), Some(b)) if a.abs_diff(b) < (a / 100).max(256 * 1024) => return,
+            (None, _) | (_, None) => return,
+            _ => last = now,
+        }
+    }
+}
+
+/// Runs every step, printing the table to `out`.
+pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
+    let probe = match (s.base.server_pid, &s.base.metrics_url) {
+        (Some(pid), _) => ServerProbe::Pid(pid),
+        (None, Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
+        _ => ServerProbe::None,
+    };
+    let mut reports = Vec::new();
+    for (i, &connections) in s.steps.iter().enumerate() {
+        if i > 0 {
+            wait_for_settle(&probe, s.settle_timeout);
+        }
+        let settings = FanoutSettings {
+            connections,
+            ..s.base.clone()
+        };
+        if !settings.quiet {
+            eprintln!("sse-loadgen: scale step {connections} connections");
+        }
+        let run = run_fanout(&settings)?;
+        if let Some(path) = &s.json {
+            append_json_line(path, &run.report)?;
+        }
+        reports.push(run.report);
+    }
+    print_scale_table(&reports, out).map_err(|e| Error::io("cannot write", e))?;
+    Ok(reports)
+}
+
+/// The table of a scale run.
+pub fn print_scale_table(reports: &[FanoutReport], out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>11} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>12} {:>12} {:>6} {:>5}",
+        "connections",
+        "open",
+        "rss B/conn",
+        "sock B/conn",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "last p99 ms",
+        "deliveries/s",
+        "max sust d/s",
+        "lost",
+        "dup"
+    )?;
+    for r in reports {
+        let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0}"));
+        writeln!(
+            out,
+            "{:>11} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>11.2} {:>12.0} {:>12} {:>6} {:>5}",
+            r.connections,
+            r.connections_open,
+            opt(r.server_rss_per_conn_bytes),
+            opt(r.kernel_sock_mem_per_conn_bytes),
+            r.latency_p50_us,
+            r.latency_p99_us,
+            r.latency_p999_us,
+            r.latency_max_us,
+            r.last_subscriber_p99_ms,
+            r.deliveries_per_sec,
+            opt(r.max_sustained_deliveries_per_sec),
+            r.lost,
+            r.duplicated
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Readings from the operating system and from a server's `/metrics`: resident memory and CPU
+//! time of a process tree, the kernel's TCP socket memory, our own usage, the fd limit.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::http;
+use crate::url::HttpUrl;
+
+/// The size of a memory page.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u64 } else { 4096 }
+}
+
+/// Clock ticks per second, the unit of CPU times in `/proc/PID/stat`.
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 { n as f64 } else { 100.0 }
+}
+
+/// `pid` and all its descendants (children listed in `/proc/PID/task/*/children`).
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() && out.len() < 4096 {
+        let p = out[i];
+        i += 1;
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(children) = fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Resident memory of `pid` and its descendants in bytes; `None` if `pid` does not exist.
+pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
+    let page = page_size();
+    let mut total = 0;
+    let mut found = false;
+    for p in process_tree(pid) {
+        if let Ok(statm) = fs::read_to_string(format!("/proc/{p}/statm")) {
+            let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+            total += resident * page;
+            found = true;
+        }
+    }
+    found.then_some(total)
+}
+
+/// User plus system CPU seconds of `pid` and its descendants.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut ticks = 0u64;
+    let mut found = false;
+    for p in process_tree(pid) {
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
+            // Fields after the command name (which may contain spaces) start at ") ".
+            let after = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            found = true;
+        }
+    }
+    found.then(|| ticks as f64 / clock_ticks())
+}
+
+/// Kernel memory held by TCP sockets, bytes: the socket buffers (`mem` of the `TCP:` line of
+/// `/proc/net/sockstat`, which is 0 for idle sockets) plus, when `/proc/slabinfo` is readable,
+/// the slab objects every socket holds (`TCP`, `TCPv6`, `sock_inode_cache`,
+/// `request_sock_TCP`). On loopback it includes both ends of every connection.
+pub fn tcp_socket_memory_bytes() -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/sockstat").ok()?;
+    let buffers = parse_sockstat_mem(&text)? * page_size();
+    let slab = fs::read_to_string("/proc/slabinfo")
+        .ok()
+        .map_or(0, |t| parse_slab_bytes(&t, SOCKET_SLABS));
+    Some(buffers + slab)
+}
+
+/// The slab caches whose objects each TCP socket holds.
+const SOCKET_SLABS: &[&str] = &["TCP", "TCPv6", "sock_inode_cache", "request_sock_TCP"];
+
+/// Bytes of active objects in the slab caches named `names` (`active_objs * objsize`).
+fn parse_slab_bytes(text: &str, names: &[&str]) -> u64 {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.split_whitespace();
+            let name = it.next()?;
+            if !names.contains(&name) {
+                return None;
+            }
+            let active: u64 = it.next()?.parse().ok()?;
+            let _total = it.next()?;
+            let size: u64 = it.next()?.parse().ok()?;
+            Some(active * size)
+        })
+        .sum()
+}
+
+/// The `mem` value (pages) of the `TCP:` line.
+fn parse_sockstat_mem(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut it = line.split_whitespace();
+    while let Some(word) = it.next() {
+        if word == "mem" {
+            return it.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// This process's user plus system CPU seconds.
+pub fn self_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// This process's resident memory in bytes.
+pub fn self_rss_bytes() -> u64 {
+    tree_rss_bytes(std::process::id()).unwrap_or(0)
+}
+
+/// The soft and hard `RLIMIT_NOFILE`, after raising the soft limit to the hard one.
+pub fn raise_fd_limit() -> (u64, u64) {
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return (1024, 1024);
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        (lim.rlim_cur as u64, lim.rlim_max as u64)
+    }
+}
+
+/// What a server's Prometheus endpoint says about its process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessMetrics {
+    /// `process_resident_memory_bytes`.
+    pub rss_bytes: Option<u64>,
+    /// `process_cpu_seconds_total`.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Fetches `url` and reads the process metrics from it. `None` when unreachable, not 200, or
+/// not answered within 2 s.
+pub fn fetch_metrics(url: &HttpUrl) -> Option<ProcessMetrics> {
+    let addr = url.resolve().ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: text/plain\r\n\r\n",
+        url.path_and_query,
+        url.host_header()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let read = |s: &mut TcpStream, chunk: &mut [u8]| -> Option<usize> {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        s.read(chunk).ok()
+    };
+    let (head, len) = loop {
+        let n = read(&mut s, &mut chunk)?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(h) = http::parse_head(&buf).ok()? {
+            break h;
+        }
+    };
+    if head.status != 200 || head.is_event_stream() {
+        return None;
+    }
+    let mut body = Vec::new();
+    let mut decoder = http::BodyDecoder::new(head.body);
+    decoder
+        .feed(&buf[len..], &mut |b| body.extend_from_slice(b))
+        .ok()?;
+    while !decoder.is_done() && body.len() < 16 << 20 {
+        let n = read(&mut s, &mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        decoder
+            .feed(&chunk[..n], &mut |b| body.extend_from_slice(b))
+            .ok()?;
+    }
+    Some(parse_metrics(&String::from_utf8_lossy(&body)))
+}
+
+/// Reads `process_resident_memory_bytes` and `process_cpu_seconds_total` from Prometheus text.
+pub fn parse_metrics(text: &str) -> ProcessMetrics {
+    let mut m = ProcessMetrics::default();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(name), Some(value)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let name = name.split('{').next().unwrap_or(name);
+        match name {
+            "process_resident_memory_bytes" => {
+                m.rss_bytes = value.parse::<f64>().ok().map(|v| v as u64)
+            }
+            "process_cpu_seconds_total" => m.cpu_seconds = value.parse().ok(),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Where the server's memory and CPU figures come from.
+#[derive(Debug, Clone)]
+pub enum ServerProbe {
+    /// `/proc/PID` of the server and its children.
+    Pid(u32),
+    /// The server's Prometheus endpoint.
+    Metrics(HttpUrl),
+    /// Not measured.
+    None,
+}
+
+impl ServerProbe {
+    /// A short name for the report.
+    pub fn source(&self) -> &'static str {
+        match self {
+            ServerProbe::Pid(_) => "proc",
+            ServerProbe::Metrics(_) => "metrics",
+            ServerProbe::None => "none",
+        }
+    }
+
+    /// The server's resident memory now.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        match self {
+            ServerProbe::Pid(pid) => tree_rss_bytes(*pid),
+            ServerProbe::Metrics(url) => fetch_metrics(url)?.rss_bytes,
+            ServerProbe::None => None,
+        }
+    }
+
+    /// The server's CPU seconds so far.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        match self {
+            ServerProbe::Pid(pid) => tree_cpu_seconds(*pid),
+            ServerProbe::Metrics(url) => fetch_metrics(url)?.cpu_seconds,
+            ServerProbe::None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockstat() {
+        let text =
+            "sockets: used 300\nTCP: inuse 5 orphan 0 tw 2 alloc 9 mem 17\nUDP: inuse 1 mem 3\n";
+        assert_eq!(parse_sockstat_mem(text), Some(17));
+        assert_eq!(parse_sockstat_mem("UDP: inuse 1 mem 3\n"), None);
+    }
+
+    #[test]
+    fn slabinfo() {
+        let text = "slabinfo - version: 2.1\n# name <active_objs> ...\nTCP 80 130 2368 13 8 : tunables 0 0 0\ntw_sock_TCP 35776 35776 256 16 1\nsock_inode_cache 253 342 832 19 4\n";
+        assert_eq!(parse_slab_bytes(text, SOCKET_SLABS), 80 * 2368 + 253 * 832);
+    }
+
+    #[test]
+    fn metrics_text() {
+        let text = "# HELP x\nsse_connections_open 3\nprocess_resident_memory_bytes 1.2345e+07\nprocess_cpu_seconds_total 1.5\n";
+        let m = parse_metrics(text);
+        assert_eq!(m.rss_bytes, Some(12_345_000));
+        assert_eq!(m.cpu_seconds, Some(1.5));
+    }
+
+    #[test]
+    fn own_process() {
+        let me = std::process::id();
+        assert!(tree_rss_bytes(me).unwrap() > 0);
+        assert!(tree_cpu_seconds(me).is_some());
+        assert!(tree_rss_bytes(u32::MAX - 1).is_none());
+    }
+}
