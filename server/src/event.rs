@@ -68,7 +68,7 @@ impl EncodedEvent {
     pub fn encode(id: EventId, event_type: Option<&str>, data: &str) -> EncodedEvent {
         let mut wire = Vec::with_capacity(encoded_len(id, event_type, data));
         wire.extend_from_slice(b"id: ");
-        wire.extend_from_slice(id.to_string().as_bytes());
+        push_decimal(&mut wire, id);
         wire.push(b'\n');
         if let Some(kind) = event_type {
             wire.extend_from_slice(b"event: ");
@@ -106,6 +106,21 @@ fn encoded_len(id: EventId, event_type: Option<&str>, data: &str) -> usize {
         .map(|line| "data: \n".len() + line.len())
         .sum();
     id_len + type_len + data_len + 1
+}
+
+/// Appends `value` in decimal without an intermediate `String`.
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn decimal_len(mut value: u64) -> usize {
@@ -204,8 +219,11 @@ mod tests {
 
     #[test]
     fn decimal_lengths() {
-        for value in [0, 9, 10, 99, 100, u64::MAX] {
+        for value in [0, 9, 10, 99, 100, 1_795_267_363_602_000, u64::MAX] {
             assert_eq!(decimal_len(value), value.to_string().len());
+            let mut out = Vec::new();
+            push_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
         }
     }
 }
