@@ -124,9 +124,12 @@ impl EventLoop {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut drain: Option<Drain> = None;
-        let tick = TICK
-            .min(self.app.config.heartbeat / 2)
-            .max(Duration::from_millis(10));
+        let heartbeat = self.app.config.heartbeat;
+        let tick = if heartbeat.is_zero() {
+            TICK
+        } else {
+            TICK.min(heartbeat / 2).max(Duration::from_millis(10))
+        };
         let mut last_tick = Instant::now();
         loop {
             let timeout = if drain.is_some() {
