@@ -129,9 +129,14 @@ pub struct RunArgs {
     /// After the main phase, find the highest rate delivered without loss.
     #[arg(long)]
     pub rate_search: bool,
-    /// Events per rate-search phase.
-    #[arg(long, default_value = "200", value_parser = parse_count)]
+    /// Fewest events per rate-search phase.
+    #[arg(long, default_value = "20", value_parser = parse_count)]
     pub search_events: u64,
+    /// Length of a rate-search phase: it publishes RATE x this many events (at least
+    /// --search-events), long enough that socket buffers cannot hide a rate the server
+    /// cannot sustain.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub search_phase: Duration,
     /// A search phase fails when p99 latency exceeds this.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub max_p99: Duration,
@@ -139,7 +144,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "100k", value_parser = parse_rate)]
     pub max_rate: f64,
     /// Most rate-search phases.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 16)]
     pub max_search_phases: usize,
     /// Name of the server under test (in JSON and reports).
     #[arg(long, default_value = "server")]
@@ -232,6 +237,7 @@ impl RunArgs {
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
             search_events: self.search_events,
+            search_phase: self.search_phase,
             max_p99: self.max_p99,
             max_rate: self.max_rate,
             max_search_phases: self.max_search_phases,

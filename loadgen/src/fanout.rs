@@ -70,8 +70,12 @@ pub struct FanoutSettings {
     pub metrics_url: Option<String>,
     /// Run the rate search after the main phase.
     pub rate_search: bool,
-    /// Events per search phase.
+    /// Fewest events per search phase.
     pub search_events: u64,
+    /// Length of a search phase: a phase publishes `rate x search_phase` events (at least
+    /// `search_events`), so a high rate is held long enough that socket buffers cannot hide it.
+    #[serde(with = "secs")]
+    pub search_phase: Duration,
     /// A search phase fails when p99 latency exceeds this.
     #[serde(with = "secs")]
     pub max_p99: Duration,
@@ -120,10 +124,11 @@ impl Default for FanoutSettings {
             server_pid: None,
             metrics_url: None,
             rate_search: false,
-            search_events: 200,
+            search_events: 20,
+            search_phase: Duration::from_secs(2),
             max_p99: Duration::from_secs(1),
             max_rate: 100_000.0,
-            max_search_phases: 10,
+            max_search_phases: 16,
             label: "server".into(),
             scenario: None,
             quiet: true,
@@ -195,8 +200,10 @@ pub struct FanoutReport {
     pub drain_timeout_s: f64,
     /// Response (connect to head) timeout, s.
     pub response_timeout_s: f64,
-    /// Events per rate-search phase.
+    /// Fewest events per rate-search phase.
     pub search_events: u64,
+    /// Length of a rate-search phase, s.
+    pub search_phase_s: f64,
     /// p99 limit of a passing search phase, ms.
     pub max_p99_ms: f64,
     /// Highest rate the search tries, events/s.
@@ -532,8 +539,11 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     if settings.rate_search {
         let mut rate = settings.rate;
         let mut next_seq = settings.events;
+        // Loss tracking keeps one bit per event and connection: at most 1 GiB per phase.
+        let most_events = ((1u64 << 33) / settings.connections.max(1)).max(settings.search_events);
         for _ in 0..settings.max_search_phases {
-            let count = settings.search_events as usize;
+            let timed = (rate * settings.search_phase.as_secs_f64()).ceil() as u64;
+            let count = timed.max(settings.search_events).min(most_events) as usize;
             let cpu0 = probe.cpu_seconds();
             let (r, out) = run_phase(
                 &mut groups,
@@ -635,6 +645,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         drain_timeout_s: settings.drain_timeout.as_secs_f64(),
         response_timeout_s: settings.response_timeout.as_secs_f64(),
         search_events: settings.search_events,
+        search_phase_s: settings.search_phase.as_secs_f64(),
         max_p99_ms: settings.max_p99.as_secs_f64() * 1e3,
         max_rate: settings.max_rate,
         fd_limit,

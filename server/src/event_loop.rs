@@ -9,9 +9,13 @@
 //! call each time.
 //!
 //! Fan-out: the broker queues each published event in every loop's mailbox. The loop appends
-//! the queued events to its topic logs, then makes one vectored write per subscriber of the
-//! touched topics, straight from the shared buffers. Subscribers that fell too far behind are
-//! disconnected, and only then are the logs trimmed.
+//! the queued events to its topic logs and starts a *pass* over each touched topic's
+//! subscribers: one vectored write per subscriber, straight from the shared buffers. A pass
+//! visits at most [`PASS_BUDGET`] subscribers before the loop polls again, so requests (publishes
+//! above all) are served while a pass over thousands of subscribers is under way; events that
+//! arrive meanwhile join the same writes, so under load each write carries several events.
+//! Subscribers that fell too far behind are disconnected, and a topic's log is trimmed only at
+//! the end of a pass, when every subscriber has been checked.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -43,6 +47,9 @@ const FIRST_CONNECTION: usize = 2;
 const READ_BUFFER: usize = 16 * 1024;
 /// Past this much unwritten response output, pipelined requests wait.
 const MAX_PIPELINED_OUTPUT: usize = 64 * 1024;
+/// Subscribers a fan-out pass visits before the loop looks at its sockets again (about 1 ms of
+/// writes on this machine).
+pub const PASS_BUDGET: usize = 128;
 /// How long a closing connection may linger to let the client read its final response.
 const LINGER: Duration = Duration::from_secs(2);
 /// How often the loop looks at timers when nothing happens.
@@ -71,6 +78,10 @@ pub struct EventLoop {
     touched: Vec<usize>,
     /// Connections to close once the current pass over subscribers is done.
     to_close: Vec<usize>,
+    /// Fan-out passes under way, one per topic at most.
+    passes: Vec<Pass>,
+    /// Topics whose pass just completed, to trim once laggards are closed.
+    to_trim: Vec<usize>,
     /// The one read buffer of this loop: requests are parsed from it, and only the unparsed
     /// rest of a request that arrived in pieces is copied to its connection.
     read_buffer: Box<[u8]>,
@@ -111,6 +122,8 @@ impl EventLoop {
             inbox: Vec::new(),
             touched: Vec::new(),
             to_close: Vec::new(),
+            passes: Vec::new(),
+            to_trim: Vec::new(),
             read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
             counters: LoopCounters::default(),
             max_connections,
@@ -131,8 +144,11 @@ impl EventLoop {
             TICK.min(heartbeat / 2).max(Duration::from_millis(10))
         };
         let mut last_tick = Instant::now();
+        let mut busy = false;
         loop {
-            let timeout = if drain.is_some() {
+            let timeout = if busy {
+                Duration::ZERO
+            } else if drain.is_some() {
                 Duration::from_millis(10)
             } else {
                 tick
@@ -158,6 +174,7 @@ impl EventLoop {
             if woken {
                 self.deliver_published();
             }
+            busy = self.advance_passes(PASS_BUDGET);
             if last_tick.elapsed() >= tick || drain.is_some() {
                 last_tick = Instant::now();
                 self.on_tick();
@@ -610,7 +627,8 @@ impl EventLoop {
         })
     }
 
-    /// Takes the mailbox's events into the topic logs and writes them to the subscribers.
+    /// Takes the mailbox's events into the topic logs and schedules a pass over the
+    /// subscribers of each touched topic.
     fn deliver_published(&mut self) {
         self.mailbox.take_all(&mut self.inbox);
         if self.inbox.is_empty() {
@@ -620,9 +638,36 @@ impl EventLoop {
         for published in self.inbox.drain(..) {
             self.topics.append(&published, &mut self.touched);
         }
-        let now = self.now_ms();
         for &topic in &self.touched {
-            for key in self.topics.subscribers(topic) {
+            match self.passes.iter_mut().find(|pass| pass.topic == topic) {
+                // Subscribers already visited in this pass must be visited again.
+                Some(pass) => pass.again |= pass.next_slot > 0,
+                None => self.passes.push(Pass {
+                    topic,
+                    next_slot: 0,
+                    again: false,
+                }),
+            }
+        }
+    }
+
+    /// Continues the fan-out passes for up to `budget` subscribers; true when work remains.
+    fn advance_passes(&mut self, mut budget: usize) -> bool {
+        if self.passes.is_empty() {
+            return false;
+        }
+        let now = self.now_ms();
+        let mut index = 0;
+        while index < self.passes.len() && budget > 0 {
+            let pass = &mut self.passes[index];
+            let end = self.topics.slot_end(pass.topic);
+            while pass.next_slot < end && budget > 0 {
+                let slot = pass.next_slot;
+                pass.next_slot += 1;
+                let Some(key) = self.topics.subscriber_at(pass.topic, slot) else {
+                    continue;
+                };
+                budget -= 1;
                 let Some(connection) = self.connections.get_mut(key) else {
                     continue;
                 };
@@ -638,11 +683,24 @@ impl EventLoop {
                     self.to_close.push(key);
                 }
             }
+            if pass.next_slot < end {
+                break;
+            }
+            // Every subscriber has been visited (and checked for lag) since the pass began.
+            self.to_trim.push(pass.topic);
+            if pass.again {
+                pass.again = false;
+                pass.next_slot = 0;
+                index += 1;
+            } else {
+                self.passes.swap_remove(index);
+            }
         }
         self.close_pending();
-        for &topic in &self.touched {
+        for topic in self.to_trim.drain(..) {
             self.topics.trim(topic);
         }
+        !self.passes.is_empty()
     }
 
     fn close_pending(&mut self) {
@@ -772,6 +830,16 @@ impl EventLoop {
     }
 }
 
+/// A fan-out pass over one topic's subscribers.
+struct Pass {
+    /// The topic.
+    topic: usize,
+    /// The next subscriber slot to visit.
+    next_slot: usize,
+    /// Events arrived after the pass began: visit everyone again once it ends.
+    again: bool,
+}
+
 /// Progress of a graceful shutdown in one loop.
 struct Drain {
     started: Instant,
@@ -792,6 +860,11 @@ fn flush_stream(
     let State::Streaming(stream) = &mut connection.state else {
         return Ok(());
     };
+    // Checked before writing too: a lagging subscriber's cursor may point at an event already
+    // trimmed from the log, and nothing may be written from such a cursor.
+    if stream.subscriber.is_lagging(topics) {
+        return Err(true);
+    }
     if !stream.blocked {
         let socket = &mut connection.socket;
         let flushed = stream

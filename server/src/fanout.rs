@@ -227,10 +227,26 @@ impl Topics {
         self.logs[key].subscribers.iter().map(|(_, &conn)| conn)
     }
 
-    /// Drops what topic `key` no longer needs. Call after lagging subscribers are gone.
+    /// One past the largest subscriber slot of topic `key` (0 if there is no such topic), for
+    /// passes that visit subscribers a few at a time with [`Topics::subscriber_at`].
+    pub fn slot_end(&self, key: usize) -> usize {
+        self.logs
+            .get(key)
+            .map_or(0, |log| log.subscribers.capacity())
+    }
+
+    /// The connection in subscriber slot `slot` of topic `key`, if any.
+    pub fn subscriber_at(&self, key: usize, slot: usize) -> Option<usize> {
+        self.logs.get(key)?.subscribers.get(slot).copied()
+    }
+
+    /// Drops what topic `key` no longer needs. Call once every subscriber has been checked for
+    /// lag against the log's tail (see the module docs); a subscriber left behind is lagging.
     pub fn trim(&mut self, key: usize) {
         let retention = self.retention;
-        self.logs[key].trim(&retention);
+        if let Some(log) = self.logs.get_mut(key) {
+            log.trim(&retention);
+        }
     }
 
     /// Subscribes connection `conn` to `names`. With `last_event_id`, the subscriber starts with
