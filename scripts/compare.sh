@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Side-by-side comparison: the same `sse-loadgen scale` against sse-server and the peers under
+# scripts/peers/, one after the other, on the same machine with the same settings.
+#
+#   ./scripts/compare.sh [options]
+#
+# Servers (scripts/peers/README.md says how each is written):
+#   ours   sse-server                                   go     Go net/http, goroutine + channel per client
+#   axum   Rust tokio + axum Sse + broadcast channel    node   Node.js node:http, a Set of responses
+#   nchan  nginx + the nchan module
+# Each is started by this script on its own 127.0.0.1 port, given the same --threads where it
+# has the choice, measured, and stopped (its whole process tree) before the next one starts;
+# every step gets a fresh server process (see --reuse-server). A server that fails to build,
+# start, or dies during its run is reported and the others go on.
+# Writes bench-results/<date>-<host>/: README.md (command, commit, machine, versions, status of
+# each server, targets), results.jsonl (every server's JSON lines), summary.md and SVG plots
+# (`sse-loadgen report`), and each server's and the loadgen's log. The defaults (5 servers,
+# steps 1k,5k,10k,15k, low-rate latency and rate search) take about 25 minutes on 2 cores.
+#
+# Options:
+#   --servers LIST       which servers, in order (default ours,go,axum,node,nchan)
+#   --base-port N        ports N+1, N+2, ... one per server (default 18180)
+#   --cooldown S         pause between servers so sockets in TIME_WAIT and caches settle (default 5)
+#   --out DIR            result folder (default bench-results/<date>-<host>, -2... if taken)
+#   --no-build           use what is built; do not apt-get, npm or cargo anything
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "$ROOT/scripts/lib/peers.sh"
+source "$ROOT/scripts/lib/loadgen.sh"
+
+command_line="./scripts/compare.sh $(quote_command "$@")"
+servers="$(IFS=,; echo "${ALL_SERVERS[*]}")"
+base_port="${SSE_COMPARE_BASE_PORT:-18180}"
+cooldown=5
+out=""
+build=1
+while (($#)); do
+  bench_option "$@"
+  if ((BENCH_SHIFT)); then
+    shift "$BENCH_SHIFT"
+    continue
+  fi
+  case "$1" in
+    --servers) servers="$2"; shift 2 ;;
+    --base-port) base_port="$2"; shift 2 ;;
+    --cooldown) cooldown="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h | --help)
+      usage
+      bench_options_help
+      exit 0
+      ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+IFS=, read -ra wanted <<<"$servers"
+for name in "${wanted[@]}"; do
+  [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] || die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
+done
+
+for tool in curl ss jq; do
+  command -v "$tool" >/dev/null || ensure_apt "$([[ $tool == ss ]] && echo iproute2 || echo "$tool")" ||
+    die "$tool is missing and could not be installed"
+done
+raise_nofile
+fit_steps
+((build)) && build_workspace
+[[ -x "$(loadgen_bin)" ]] || die "$(loadgen_bin) is missing (run without --no-build)"
+
+# Install and build every requested peer first, so a build never runs while another server
+# is being measured. install-peers.sh says what failed; the failures are reported below.
+declare -A status version command load
+if ((build)); then
+  peers="$(printf '%s\n' "${wanted[@]}" | grep -vx ours | paste -sd, || true)"
+  [[ -z "$peers" ]] || "$ROOT/scripts/install-peers.sh" --servers "$peers" || true
+fi
+for name in "${wanted[@]}"; do
+  server_build "$name" >/dev/null 2>&1 ||
+    status[$name]="not built: see scripts/install-peers.sh --servers $name"
+  version[$name]="$(server_version "$name")"
+done
+
+out="${out:-$(result_dir "")}"
+mkdir -p "$out"
+json="$out/results.jsonl"
+trap 'server_stop' EXIT
+trap 'exit 130' INT TERM
+started=$SECONDS
+
+index=0
+for name in "${wanted[@]}"; do
+  index=$((index + 1))
+  [[ -z "${status[$name]:-}" ]] || {
+    warn "$name: ${status[$name]}"
+    continue
+  }
+  port=$((base_port + index))
+  log "== $name on 127.0.0.1:$port, $BENCH_THREADS threads: $(server_describe "$name" "$BENCH_THREADS")"
+  measure_server "$name" "$port" "$json" "$out" || warn "$name: $MEASURE_STATUS"
+  status[$name]="$MEASURE_STATUS"
+  load[$name]="$MEASURE_LOAD"
+  command[$name]="$(printf '%s\n' "${MEASURE_COMMANDS[@]}")"
+  log "$name: ${status[$name]}"
+  ((index == ${#wanted[@]})) || sleep "$cooldown"
+done
+elapsed=$((SECONDS - started))
+
+report_ok=0
+if [[ -s "$json" ]]; then
+  if loadgen_report "$json" "$out"; then report_ok=1; else warn "sse-loadgen report failed"; fi
+else
+  warn "no server produced results"
+fi
+
+readme="$out/README.md"
+{
+  echo "# sse-server against its peers, $(date -u +%Y-%m-%d)"
+  echo
+  echo "Written by \`scripts/compare.sh\`; nothing here is typed by hand. The load generator runs"
+  echo "on the same machine as each server and shares its cores; servers run one at a time."
+  echo
+  echo "## Command"
+  echo
+  echo '```sh'
+  echo "$command_line"
+  echo "# which ran, for each server:"
+  for name in "${wanted[@]}"; do
+    [[ -z "${command[$name]:-}" ]] || echo "${command[$name]}"
+  done
+  echo '```'
+  echo
+  echo "Measuring took $((elapsed / 60)) min $((elapsed % 60)) s."
+  echo
+  echo "## Settings"
+  echo
+  settings_markdown
+  echo
+  echo "## Servers"
+  echo
+  echo "| server | versions | how it is written | result of this run | load average at its start |"
+  echo "| --- | --- | --- | --- | --- |"
+  for name in "${wanted[@]}"; do
+    echo "| $name | ${version[$name]} | $(server_describe "$name" "$BENCH_THREADS") | ${status[$name]:-not run} | ${load[$name]:-} |"
+  done
+  echo
+  echo "A load average well above 0 before a server's run means something else was using the CPU;"
+  echo "with client and server sharing $(nproc) cores, such a run's latency and rate figures are"
+  echo "not comparable with a quiet one."
+  echo
+  echo "Sources of the peers: [scripts/peers/](../../scripts/peers/)."
+  echo
+  echo "## Machine"
+  echo
+} >"$readme"
+write_environment "$readme"
+{
+  echo
+  echo "## Targets"
+  echo
+  if [[ -s "$json" ]]; then
+    jq -s -r -f "$ROOT/scripts/lib/targets.jq" "$json" >"$out/targets.md" || echo "(the target check failed)" >"$out/targets.md"
+    cat "$out/targets.md"
+  else
+    echo "No results."
+  fi
+  echo
+  echo "## Summary"
+  echo
+  if ((report_ok)) && [[ -f "$out/summary.md" ]]; then
+    sed "s/^#/##/" "$out/summary.md"
+    echo
+    for svg in "$out"/*.svg; do
+      [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($(basename "$svg"))"
+    done
+  else
+    echo "No summary: see the logs in this folder."
+  fi
+  echo
+  if [[ -s "$json" ]]; then
+    echo "## Details"
+    echo
+    jq -s -r -f "$ROOT/scripts/lib/details.jq" "$json" || echo "(the detail tables failed)"
+    echo
+  fi
+  echo "Raw data: [results.jsonl](results.jsonl), one JSON object per server and step."
+} >>"$readme"
+
+readme_section_content "$out" "$out/targets.md" >"$out/.readme-section.md"
+update_readme_section compare "$out/.readme-section.md" "$out"
+rm -f "$out/.readme-section.md"
+log "results: ${out#"$ROOT"/}"
+failed=0
+for name in "${wanted[@]}"; do
+  case "${status[$name]:-}" in
+    ok*) log "  $name: ${status[$name]}" ;;
+    *)
+      warn "  $name: ${status[$name]:-not run}"
+      failed=1
+      ;;
+  esac
+done
+exit "$failed"

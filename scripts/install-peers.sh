@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs and builds the comparison peers of scripts/compare.sh, and says plainly what failed.
+#
+#   ./scripts/install-peers.sh [--servers go,axum,node,nchan]
+#
+# apt-get: golang-go (Go peer), nginx-light + libnginx-mod-nchan (nchan peer), nodejs when no
+# node is on PATH (Node peer). cargo: the axum peer (its own project, scripts/peers/axum/).
+# Exit status: 0 when every requested peer is ready, 1 otherwise (the others are still built).
+set -uo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "$ROOT/scripts/lib/peers.sh"
+
+servers="go,axum,node,nchan"
+while (($#)); do
+  case "$1" in
+    --servers) servers="$2"; shift 2 ;;
+    --servers=*) servers="${1#*=}"; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+IFS=, read -ra wanted <<<"$servers"
+
+failed=()
+for name in "${wanted[@]}"; do
+  case "$name" in
+    go) ensure_apt golang-go ;;
+    nchan) ensure_apt nginx-light libnginx-mod-nchan ;;
+    node) command -v node >/dev/null || ensure_apt nodejs ;;
+    axum) command -v cargo >/dev/null || warn "cargo is missing: install Rust (https://rustup.rs) first" ;;
+    ours) ;;
+    *) warn "unknown peer '$name' (known: ${ALL_SERVERS[*]})" ;;
+  esac
+  if server_build "$name"; then
+    log "$name: ready ($(server_version "$name"))"
+  else
+    warn "$name: NOT ready; compare.sh will report it and carry on with the others"
+    failed+=("$name")
+  fi
+done
+
+if ((${#failed[@]})); then
+  warn "peers that could not be installed or built: ${failed[*]}"
+  exit 1
+fi
+log "all requested peers are ready: ${wanted[*]}"

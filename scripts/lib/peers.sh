@@ -1,0 +1,182 @@
+# shellcheck shell=bash
+# The servers scripts/compare.sh (and scripts/bench.sh, for "ours") start and stop. Source it
+# after lib/common.sh. Every server listens on 127.0.0.1:PORT and serves
+#   GET /events?topic=T   (SSE)  and  POST /publish?topic=T  (raw body = one event's data)
+#
+#   ALL_SERVERS            ours go axum node nchan
+#   server_build NAME      builds what NAME needs (ours: the workspace; fails plainly if it can't)
+#   server_start NAME PORT THREADS LOG
+#                          starts NAME in the background, output to LOG, waits until it answers;
+#                          sets SERVER_PID (the pid whose process tree is measured) or fails
+#   server_stop            stops the tree of SERVER_PID and waits until PORT is free again
+#   measure_server NAME PORT JSON DIR
+#                          runs the benchmark steps against NAME (lib/loadgen.sh), a fresh
+#                          server process for each step; sets MEASURE_STATUS ("ok, ..." or what
+#                          went wrong), MEASURE_COMMANDS (the loadgen commands), MEASURE_LOAD
+#   server_version NAME    one line naming the implementation and its versions
+#   server_describe NAME   one line: the pattern the server follows and its settings
+
+ALL_SERVERS=(ours go axum node nchan)
+PEERS_DIR="$ROOT/scripts/peers"
+SERVER_PID=""
+SERVER_PORT=""
+SERVER_NAME=""
+SERVER_LOG=""
+NCHAN_PREFIX_DIR=""
+export MEASURE_STATUS="" MEASURE_LOAD=""
+MEASURE_COMMANDS=()
+
+server_build() {
+  case "$1" in
+    ours) [[ -x "$(target_dir)/release/sse-server" ]] || build_workspace ;;
+    go)
+      command -v go >/dev/null || {
+        warn "go is missing (scripts/install-peers.sh installs golang-go)"
+        return 1
+      }
+      (cd "$PEERS_DIR/go" && GOPROXY=off go build -o ssepeer .)
+      ;;
+    axum)
+      (CARGO_TARGET_DIR="$PEERS_DIR/axum/target" cargo build --quiet --release \
+        --manifest-path "$PEERS_DIR/axum/Cargo.toml")
+      ;;
+    node)
+      command -v node >/dev/null || {
+        warn "node is missing (scripts/install-peers.sh installs nodejs)"
+        return 1
+      }
+      ;;
+    nchan)
+      command -v nginx >/dev/null && [[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || {
+        warn "nginx or its nchan module is missing (scripts/install-peers.sh installs nginx-light libnginx-mod-nchan)"
+        return 1
+      }
+      ;;
+    *)
+      warn "unknown server '$1' (known: ${ALL_SERVERS[*]})"
+      return 1
+      ;;
+  esac
+}
+
+server_start() {
+  local name="$1" port="$2" threads="$3" log="$4"
+  SERVER_PID=""
+  SERVER_PORT="$port"
+  SERVER_NAME="$name"
+  SERVER_LOG="$log"
+  if ! port_is_free "$port"; then
+    warn "port $port is taken; not starting $name"
+    echo "port $port was taken; $name was not started" >>"$log"
+    return 1
+  fi
+  echo "=== $(date -u '+%H:%M:%S') starting $name on 127.0.0.1:$port, $threads threads" >>"$log"
+  case "$name" in
+    ours)
+      # A subshell so the raised limit applies to the server only; exec keeps $! its pid.
+      (
+        ulimit -n "$(ulimit -Hn)"
+        exec "$(target_dir)/release/sse-server" --listen "127.0.0.1:$port" --threads "$threads" \
+          --demo-interval 0
+      ) >>"$log" 2>&1 &
+      ;;
+    nchan)
+      NCHAN_PREFIX_DIR="$(mktemp -d /tmp/sse-peer-nchan.XXXXXX)"
+      NCHAN_PREFIX="$NCHAN_PREFIX_DIR" "$PEERS_DIR/nchan/run.sh" "$port" "$threads" >>"$log" 2>&1 &
+      ;;
+    go | axum | node) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
+    *)
+      warn "unknown server '$name'"
+      return 1
+      ;;
+  esac
+  SERVER_PID=$!
+  if ! wait_http "http://127.0.0.1:$port/healthz" 60 "$SERVER_PID"; then
+    warn "$name did not answer on port $port within 60 s; the end of its output:"
+    tail -n 20 "$log" | sed 's/^/    /' >&2
+    server_stop
+    return 1
+  fi
+}
+
+server_stop() {
+  stop_tree "$SERVER_PID"
+  SERVER_PID=""
+  # nginx logs to its prefix directory: keep its config and error log beside the server log,
+  # drop the rest (empty temp dirs).
+  if [[ "$SERVER_NAME" == nchan && -d "$NCHAN_PREFIX_DIR" ]]; then
+    cp "$NCHAN_PREFIX_DIR/nginx.conf" "${SERVER_LOG%.log}.nginx.conf" 2>/dev/null || true
+    if [[ -s "$NCHAN_PREFIX_DIR/error.log" ]]; then
+      { echo "--- nginx error.log:"; cat "$NCHAN_PREFIX_DIR/error.log"; } >>"$SERVER_LOG"
+    fi
+    rm -rf "$NCHAN_PREFIX_DIR"
+    NCHAN_PREFIX_DIR=""
+  fi
+  if [[ -n "$SERVER_PORT" ]] && ! wait_port_free "$SERVER_PORT" 10; then
+    warn "port $SERVER_PORT is still in use 10 s after the server stopped"
+  fi
+}
+
+server_version() {
+  case "$1" in
+    ours) echo "sse-server $(cargo metadata --no-deps --format-version 1 --manifest-path "$ROOT/Cargo.toml" 2>/dev/null |
+      jq -r '.packages[] | select(.name == "sse-server") | .version' 2>/dev/null), $(rustc --version 2>/dev/null)" ;;
+    go) echo "$(go version 2>/dev/null || echo 'go missing'), net/http (standard library)" ;;
+    axum)
+      local lock="$PEERS_DIR/axum/Cargo.lock" crate out=""
+      for crate in axum tokio hyper tokio-stream; do
+        out+="$crate $(awk -v n="$crate" '$0 == "name = \"" n "\"" {getline; gsub(/version = |"/, ""); print; exit}' "$lock" 2>/dev/null), "
+      done
+      echo "${out}$(rustc --version 2>/dev/null)"
+      ;;
+    node) echo "node $(node --version 2>/dev/null || echo missing), node:http" ;;
+    nchan) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo missing) (Debian package)" ;;
+  esac
+}
+
+server_describe() {
+  local threads="$2"
+  case "$1" in
+    ours) echo "sse-server: mio event loops, shared encoded events; --threads $threads --demo-interval 0" ;;
+    go) echo "goroutine per connection, buffered chan []byte (64) per client, hub goroutine; GOMAXPROCS=$threads" ;;
+    axum) echo "tokio multi-thread runtime (worker_threads=$threads), axum Sse + tokio::sync::broadcast (capacity 1024), KeepAlive 15 s" ;;
+    node) echo "node:http, a Set of open responses, res.write per event; one event loop (no broker to fan out across cluster workers)" ;;
+    nchan) echo "nginx + nchan, eventsource subscriber, memory store; worker_processes $threads" ;;
+  esac
+}
+
+measure_server() {
+  local name="$1" port="$2" json="$3" dir="$4" group rc lines_before lines=0 groups=()
+  MEASURE_COMMANDS=()
+  MEASURE_STATUS=""
+  MEASURE_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+  # A fresh process for each step: RSS growth in a process that already held and freed the
+  # connections of a smaller step would hide part of the cost, more for some allocators than
+  # for others. BENCH_REUSE_SERVER=1 runs every step in one process instead (faster).
+  if ((BENCH_REUSE_SERVER)); then groups=("$BENCH_STEPS"); else IFS=, read -ra groups <<<"$BENCH_STEPS"; fi
+  for group in "${groups[@]}"; do
+    if ! server_start "$name" "$port" "$BENCH_THREADS" "$dir/$name.server.log"; then
+      MEASURE_STATUS="failed to start for step $group after $lines step(s) (see $name.server.log)"
+      return 1
+    fi
+    rc=0
+    lines_before=$(wc -l <"$json" 2>/dev/null || echo 0)
+    loadgen_scale "$name" "$port" "$SERVER_PID" "$json" "$dir/$name.loadgen.log" "$group" || rc=$?
+    MEASURE_COMMANDS+=("$LOADGEN_COMMAND")
+    lines=$((lines + $(wc -l <"$json" 2>/dev/null || echo 0) - lines_before))
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      MEASURE_STATUS="crashed during step $group, after $lines step(s) (see $name.server.log)"
+      server_stop
+      return 1
+    fi
+    server_stop
+    if ((rc == 124)); then
+      MEASURE_STATUS="stopped by --timeout $BENCH_TIMEOUT s during step $group, after $lines step(s)"
+      return 1
+    elif ((rc != 0)); then
+      MEASURE_STATUS="loadgen exit status $rc in step $group (see $name.loadgen.log); "
+    fi
+  done
+  MEASURE_STATUS="${MEASURE_STATUS}ok, $lines step(s)"
+  [[ "$MEASURE_STATUS" == ok* ]]
+}

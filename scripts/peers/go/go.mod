@@ -1,0 +1,3 @@
+module ssepeer
+
+go 1.19
