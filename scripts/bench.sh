@@ -61,6 +61,19 @@ status=0
 measure_server ours "$port" "$json" "$out" || status=1
 log "sse-server: $MEASURE_STATUS"
 
+# The instrument's own floor: one subscriber on loopback gives the latency floor, and the
+# loadgen's CPU per delivery, so a reader knows its overhead.
+sanity_args=(fanout --url "http://127.0.0.1:$port/events?topic=bench" --connections 1
+  --events 500 --rate 100 --payload "$BENCH_PAYLOAD" --label ours --scenario "sanity: 1 connection"
+  --json "$(basename "$json")" --quiet)
+if server_start ours "$port" "$BENCH_THREADS" "$out/ours.server.log"; then
+  log "sanity: sse-loadgen $(quote_command "${sanity_args[@]}" --server-pid "$SERVER_PID")"
+  (cd "$out" && "$(loadgen_bin)" "${sanity_args[@]}" --server-pid "$SERVER_PID") >>"$out/ours.loadgen.log" 2>&1 ||
+    warn "the one-connection sanity run failed (see ours.loadgen.log)"
+  MEASURE_COMMANDS+=("sse-loadgen $(quote_command "${sanity_args[@]}") --server-pid PID")
+  server_stop
+fi
+
 if [[ -s "$json" ]]; then
   loadgen_report "$json" "$out" || warn "sse-loadgen report failed"
 else

@@ -55,12 +55,12 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
     for (scenario, rows) in by_scenario(reports) {
         s.push_str(&format!("\n## Scenario `{scenario}`\n\n"));
         s.push_str(
-            "| server | connections | open | RSS B/conn | kernel B/conn | p50 µs | p99 µs | p99.9 µs | max µs | last sub p99 ms | deliveries/s | max sustained deliveries/s | CPU s / M deliveries | lost | dup |\n",
+            "| server | connections | open | RSS B/conn | kernel B/conn | p50 µs | p99 µs | p99.9 µs | max µs | last sub p99 ms | deliveries/s | max sustained deliveries/s | server CPU s / M deliveries (steady) | server CPU s / M deliveries (rate search) | loadgen CPU µs / delivery | lost | dup |\n",
         );
-        s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in rows {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
                 r.label,
                 r.connections,
                 r.connections_open,
@@ -73,11 +73,9 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
                 r.last_subscriber_p99_ms,
                 r.deliveries_per_sec,
                 opt(r.max_sustained_deliveries_per_sec, 0),
-                opt(
-                    r.rate_search_server_cpu_s_per_million_deliveries
-                        .or(r.server_cpu_s_per_million_deliveries),
-                    3
-                ),
+                opt(r.server_cpu_s_per_million_deliveries, 3),
+                opt(r.rate_search_server_cpu_s_per_million_deliveries, 3),
+                opt(r.loadgen_cpu_us_per_delivery, 1),
                 r.lost,
                 r.duplicated
             ));
