@@ -160,10 +160,10 @@ measure_server() {
       return 1
     fi
     rc=0
-    lines_before=$(wc -l <"$json" 2>/dev/null || echo 0)
+    lines_before=$(wc -l 2>/dev/null <"$json" || echo 0)
     loadgen_scale "$name" "$port" "$SERVER_PID" "$json" "$dir/$name.loadgen.log" "$group" || rc=$?
     MEASURE_COMMANDS+=("$LOADGEN_COMMAND")
-    lines=$((lines + $(wc -l <"$json" 2>/dev/null || echo 0) - lines_before))
+    lines=$((lines + $(wc -l 2>/dev/null <"$json" || echo 0) - lines_before))
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       MEASURE_STATUS="crashed during step $group, after $lines step(s) (see $name.server.log)"
       server_stop
