@@ -45,6 +45,7 @@ for tool in curl ss jq; do
   command -v "$tool" >/dev/null || ensure_apt "$([[ $tool == ss ]] && echo iproute2 || echo "$tool")" ||
     die "$tool is missing and could not be installed"
 done
+record_source
 raise_nofile
 fit_steps
 ((build)) && build_workspace
@@ -76,6 +77,7 @@ fi
 
 if [[ -s "$json" ]]; then
   loadgen_report "$json" "$out" || warn "sse-loadgen report failed"
+  jq -s -r -f "$ROOT/scripts/lib/sanity.jq" "$json" >"$out/sanity.md" || warn "the sanity table failed"
 else
   warn "the loadgen wrote no results"
   status=1
@@ -109,28 +111,17 @@ write_environment "$out/README.md"
   echo
   echo "The load generator runs on the same machine as the server and shares its cores."
   echo
-  echo "## Summary"
-  echo
-  if [[ -f "$out/summary.md" ]]; then
-    sed "s/^#/##/" "$out/summary.md"
+  if [[ -s "$out/sanity.md" ]]; then
+    echo "## The instrument's floor"
     echo
-    for svg in "$out"/*.svg; do
-      [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($(basename "$svg"))"
-    done
-  else
-    echo "No summary: the run did not complete (see ours.loadgen.log and ours.server.log)."
-  fi
-  echo
-  if [[ -s "$json" ]]; then
-    echo "## Details"
-    echo
-    jq -s -r -f "$ROOT/scripts/lib/details.jq" "$json" || echo "(the detail tables failed)"
+    cat "$out/sanity.md"
     echo
   fi
+  summary_markdown "$out" "$json" "No summary: the run did not complete (see ours.loadgen.log and ours.server.log)."
   echo "Raw data: [results.jsonl](results.jsonl) (one JSON object per step); logs: ours.loadgen.log, ours.server.log."
 } >>"$out/README.md"
 
-readme_section_content "$out" >"$out/.readme-section.md"
+readme_section_content "$out" "$out/sanity.md" >"$out/.readme-section.md"
 update_readme_section bench "$out/.readme-section.md" "$out"
 rm -f "$out/.readme-section.md"
 log "results: ${out#"$ROOT"/}"

@@ -63,6 +63,7 @@ for tool in curl ss jq; do
   command -v "$tool" >/dev/null || ensure_apt "$([[ $tool == ss ]] && echo iproute2 || echo "$tool")" ||
     die "$tool is missing and could not be installed"
 done
+record_source
 raise_nofile
 fit_steps
 ((build)) && build_workspace
@@ -106,9 +107,12 @@ for name in "${wanted[@]}"; do
 done
 elapsed=$((SECONDS - started))
 
-report_ok=0
 if [[ -s "$json" ]]; then
-  if loadgen_report "$json" "$out"; then report_ok=1; else warn "sse-loadgen report failed"; fi
+  # A half-written summary is worse than none: the README then says there is no summary.
+  loadgen_report "$json" "$out" || {
+    warn "sse-loadgen report failed"
+    rm -f "$out/summary.md"
+  }
 else
   warn "no server produced results"
 fi
@@ -165,24 +169,7 @@ write_environment "$readme"
     echo "No results."
   fi
   echo
-  echo "## Summary"
-  echo
-  if ((report_ok)) && [[ -f "$out/summary.md" ]]; then
-    sed "s/^#/##/" "$out/summary.md"
-    echo
-    for svg in "$out"/*.svg; do
-      [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($(basename "$svg"))"
-    done
-  else
-    echo "No summary: see the logs in this folder."
-  fi
-  echo
-  if [[ -s "$json" ]]; then
-    echo "## Details"
-    echo
-    jq -s -r -f "$ROOT/scripts/lib/details.jq" "$json" || echo "(the detail tables failed)"
-    echo
-  fi
+  summary_markdown "$out" "$json" "No summary: see the logs in this folder."
   echo "Raw data: [results.jsonl](results.jsonl), one JSON object per server and step."
 } >>"$readme"
 

@@ -14,7 +14,9 @@
 #   stop_tree PID          SIGTERM a process and its descendants, SIGKILL after 5 s, reap it
 #   result_dir SUFFIX      a fresh bench-results/<date>-<host>[SUFFIX]/ folder (-2, -3 if taken)
 #   parse_count 10k        15000-style counts to plain numbers
+#   record_source          the commit measured, and whether the working tree differed from it
 #   write_environment F    the machine, tools and limits, as markdown lines, appended to F
+#   summary_markdown D J   a result folder's summary, plots and detail tables, as markdown
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SCRIPT_NAME="$(basename "$0" .sh)"
@@ -157,16 +159,25 @@ quote_command() {
   printf '%s\n' "${out% }"
 }
 
+# Records, before a run writes anything, which commit is measured and whether the working tree
+# differs from it. What the scripts themselves write (bench-results/, README.md's result
+# sections) is left out, so a run never reports its own output as a change.
+record_source() {
+  SOURCE_COMMIT="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+  SOURCE_DIRTY=""
+  [[ -z "$(git -C "$ROOT" status --porcelain -- . ':(exclude)bench-results' ':(exclude)README.md' 2>/dev/null)" ]] ||
+    SOURCE_DIRTY=" (working tree had uncommitted changes)"
+}
+
 write_environment() {
-  local f="$1" commit dirty=""
-  commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
-  [[ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]] || dirty=" (working tree had uncommitted changes)"
+  local f="$1"
+  [[ -n "${SOURCE_COMMIT:-}" ]] || record_source
   {
     echo "| what | value |"
     echo "| --- | --- |"
     echo "| date (UTC) | $(date -u '+%Y-%m-%d %H:%M:%S') |"
     echo "| host | $(hostname -s) |"
-    echo "| commit | \`$commit\`$dirty |"
+    echo "| commit | \`$SOURCE_COMMIT\`$SOURCE_DIRTY |"
     echo "| CPU | $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores online |"
     echo "| memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) |"
     echo "| kernel | $(uname -sr) |"
@@ -198,22 +209,49 @@ update_readme_section() {
   log "README.md: updated the $marker section from ${dir#"$ROOT"/}"
 }
 
-# The README section for a result folder: a link, the targets (if any), the summary tables with
-# their headings pushed down two levels, and the plots.
+# The README section for a result folder: a link, the given markdown files (targets, sanity
+# figures), the summary tables with their headings pushed down two levels, and the plots.
 readme_section_content() {
-  local dir="$1" targets="${2:-}" rel
+  local dir="$1" rel extra
+  shift
   rel="${dir#"$ROOT"/}"
   echo
   echo "Latest run: [$rel]($rel/) ($(sed -n 's/^| commit | \(.*\) |$/commit \1/p' "$dir/README.md" | head -1)); written by the script, not by hand."
   echo
-  if [[ -n "$targets" ]]; then
-    cat "$targets"
+  for extra in "$@"; do
+    [[ -s "$extra" ]] || continue
+    cat "$extra"
     echo
-  fi
+  done
   [[ -f "$dir/summary.md" ]] && sed 's/^#/###/' "$dir/summary.md"
   echo
   for svg in "$dir"/*.svg; do
     [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($rel/$(basename "$svg"))"
   done
   echo
+}
+
+# A result folder's "Summary" and "Details" sections for its README.md: the loadgen report's
+# tables and plots, then the detail tables of details.jq. MISSING is said when there is no
+# summary.
+summary_markdown() {
+  local dir="$1" json="$2" missing="$3" svg
+  echo "## Summary"
+  echo
+  if [[ -f "$dir/summary.md" ]]; then
+    sed "s/^#/##/" "$dir/summary.md"
+    echo
+    for svg in "$dir"/*.svg; do
+      [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($(basename "$svg"))"
+    done
+  else
+    echo "$missing"
+  fi
+  echo
+  if [[ -s "$json" ]]; then
+    echo "## Details"
+    echo
+    jq -s -r -f "$ROOT/scripts/lib/details.jq" "$json" || echo "(the detail tables failed)"
+    echo
+  fi
 }
