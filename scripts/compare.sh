@@ -71,7 +71,7 @@ fit_steps
 
 # Install and build every requested peer first, so a build never runs while another server
 # is being measured. install-peers.sh says what failed; the failures are reported below.
-declare -A status version command load
+declare -A status version command cpu_busy
 if ((build)); then
   peers="$(printf '%s\n' "${wanted[@]}" | grep -vx ours | paste -sd, || true)"
   [[ -z "$peers" ]] || "$ROOT/scripts/install-peers.sh" --servers "$peers" || true
@@ -100,7 +100,7 @@ for name in "${wanted[@]}"; do
   log "== $name on 127.0.0.1:$port, $BENCH_THREADS threads: $(server_describe "$name" "$BENCH_THREADS")"
   measure_server "$name" "$port" "$json" "$out" || warn "$name: $MEASURE_STATUS"
   status[$name]="$MEASURE_STATUS"
-  load[$name]="$MEASURE_LOAD"
+  cpu_busy[$name]="$MEASURE_CPU_BUSY"
   command[$name]="$(printf '%s\n' "${MEASURE_COMMANDS[@]}")"
   log "$name: ${status[$name]}"
   ((index == ${#wanted[@]})) || sleep "$cooldown"
@@ -142,15 +142,16 @@ readme="$out/README.md"
   echo
   echo "## Servers"
   echo
-  echo "| server | versions | how it is written | result of this run | load average at its start |"
+  echo "| server | versions | how it is written | result of this run | CPU busy in the second before its run |"
   echo "| --- | --- | --- | --- | --- |"
   for name in "${wanted[@]}"; do
-    echo "| $name | ${version[$name]} | $(server_describe "$name" "$BENCH_THREADS") | ${status[$name]:-not run} | ${load[$name]:-} |"
+    echo "| $name | ${version[$name]} | $(server_describe "$name" "$BENCH_THREADS") | ${status[$name]:-not run} | ${cpu_busy[$name]:-} |"
   done
   echo
-  echo "A load average well above 0 before a server's run means something else was using the CPU;"
-  echo "with client and server sharing $(nproc) cores, such a run's latency and rate figures are"
-  echo "not comparable with a quiet one."
+  echo "The last column is the share of all $(nproc) cores that was busy just before the server"
+  echo "started, after the previous server stopped: a few percent on a quiet machine. More means"
+  echo "something else was using the CPU, and with client and server sharing the cores, that"
+  echo "run's latency and rate figures are not comparable with a quiet one."
   echo
   echo "Sources of the peers: [scripts/peers/](../../scripts/peers/)."
   echo

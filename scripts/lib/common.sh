@@ -14,6 +14,7 @@
 #   stop_tree PID          SIGTERM a process and its descendants, SIGKILL after 5 s, reap it
 #   result_dir SUFFIX      a fresh bench-results/<date>-<host>[SUFFIX]/ folder (-2, -3 if taken)
 #   parse_count 10k        15000-style counts to plain numbers
+#   cpu_busy_percent S     share of CPU time (all cores) not idle over the next S seconds
 #   record_source          the commit measured, and whether the working tree differed from it
 #   write_environment F    the machine, tools and limits, as markdown lines, appended to F
 #   summary_markdown D J   a result folder's summary, plots and detail tables, as markdown
@@ -157,6 +158,19 @@ quote_command() {
     fi
   done
   printf '%s\n' "${out% }"
+}
+
+cpu_busy_percent() {
+  local seconds="$1" before after
+  before="$(sed -n 's/^cpu  //p' /proc/stat)"
+  sleep "$seconds"
+  after="$(sed -n 's/^cpu  //p' /proc/stat)"
+  # Fields: user nice system idle iowait irq softirq steal (guest time is inside user).
+  awk -v a="$before" -v b="$after" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= 8 && i <= n; i++) { d = y[i] - x[i]; total += d; if (i == 4 || i == 5) idle += d }
+    printf "%.0f\n", (total > 0 ? 100 * (total - idle) / total : 0)
+  }'
 }
 
 # Records, before a run writes anything, which commit is measured and whether the working tree
