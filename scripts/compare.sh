@@ -98,9 +98,9 @@ for name in "${wanted[@]}"; do
   }
   port=$((base_port + index))
   log "== $name on 127.0.0.1:$port, $BENCH_THREADS threads: $(server_describe "$name" "$BENCH_THREADS")"
+  cpu_busy[$name]="$(cpu_busy_percent 1)%"
   measure_server "$name" "$port" "$json" "$out" || warn "$name: $MEASURE_STATUS"
   status[$name]="$MEASURE_STATUS"
-  cpu_busy[$name]="$MEASURE_CPU_BUSY"
   command[$name]="$(printf '%s\n' "${MEASURE_COMMANDS[@]}")"
   log "$name: ${status[$name]}"
   ((index == ${#wanted[@]})) || sleep "$cooldown"

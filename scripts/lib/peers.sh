@@ -12,8 +12,7 @@
 #   measure_server NAME PORT JSON DIR
 #                          runs the benchmark steps against NAME (lib/loadgen.sh), a fresh
 #                          server process for each step; sets MEASURE_STATUS ("ok, ..." or what
-#                          went wrong), MEASURE_COMMANDS (the loadgen commands),
-#                          MEASURE_CPU_BUSY (CPU busy share in the second before it began)
+#                          went wrong) and MEASURE_COMMANDS (the loadgen commands)
 #   server_version NAME    one line naming the implementation and its versions
 #   server_describe NAME   one line: the pattern the server follows and its settings
 
@@ -24,7 +23,7 @@ SERVER_PORT=""
 SERVER_NAME=""
 SERVER_LOG=""
 NCHAN_PREFIX_DIR=""
-export MEASURE_STATUS="" MEASURE_CPU_BUSY=""
+export MEASURE_STATUS=""
 MEASURE_COMMANDS=()
 
 server_build() {
@@ -150,7 +149,6 @@ measure_server() {
   local name="$1" port="$2" json="$3" dir="$4" group rc lines_before lines=0 groups=()
   MEASURE_COMMANDS=()
   MEASURE_STATUS=""
-  MEASURE_CPU_BUSY="$(cpu_busy_percent 1)%"
   # A fresh process for each step: RSS growth in a process that already held and freed the
   # connections of a smaller step would hide part of the cost, more for some allocators than
   # for others. BENCH_REUSE_SERVER=1 runs every step in one process instead (faster).
