@@ -10,9 +10,9 @@ use crate::demo;
 use crate::event::{EventId, is_valid_name};
 use crate::fanout::MAX_TOPICS_PER_SUBSCRIBER;
 use crate::http::HttpError;
-use crate::http::form;
 use crate::http::request::{BodyFraming, Method, RequestHead};
 use crate::http::response::Response;
+use crate::http::{form, json};
 use crate::metrics::Metrics;
 
 /// Headers a cross-origin request may send (preflight answer).
@@ -182,7 +182,7 @@ impl App {
     fn subscribe_with_body(&self, head: &RequestHead, body: &[u8]) -> Result<Action, HttpError> {
         let query = form::parse_pairs(head.query.as_bytes())?;
         let fields = match head.content_type.as_deref() {
-            Some("application/json") => json_fields(body)?,
+            Some("application/json") => json::fields(body)?,
             _ if head.body == BodyFraming::None => Vec::new(),
             _ => form::parse_pairs(body)?,
         };
@@ -311,141 +311,9 @@ fn subscription(
     })
 }
 
-/// The fields of a small JSON object whose values are strings or arrays of strings, as name/value
-/// pairs (an array gives one pair per element): `{"topic": "a"}`, `{"topics": ["a", "b"]}`.
-fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, HttpError> {
-    const BAD_JSON: HttpError =
-        HttpError::bad_request("expected a JSON object of strings or arrays of strings");
-    let text = std::str::from_utf8(body).map_err(|_| BAD_JSON)?;
-    let mut parser = JsonParser {
-        chars: text.chars().peekable(),
-    };
-    let mut fields = Vec::new();
-    parser.expect('{').ok_or(BAD_JSON)?;
-    if parser.peek() == Some('}') {
-        parser.expect('}');
-    } else {
-        loop {
-            let name = parser.string().ok_or(BAD_JSON)?;
-            parser.expect(':').ok_or(BAD_JSON)?;
-            match parser.peek() {
-                Some('[') => {
-                    parser.expect('[');
-                    if parser.peek() == Some(']') {
-                        parser.expect(']');
-                    } else {
-                        loop {
-                            fields.push((name.clone(), parser.string().ok_or(BAD_JSON)?));
-                            match parser.next_token() {
-                                Some(',') => continue,
-                                Some(']') => break,
-                                _ => return Err(BAD_JSON),
-                            }
-                        }
-                    }
-                }
-                _ => fields.push((name, parser.string().ok_or(BAD_JSON)?)),
-            }
-            match parser.next_token() {
-                Some(',') => continue,
-                Some('}') => break,
-                _ => return Err(BAD_JSON),
-            }
-        }
-    }
-    if parser.peek().is_some() {
-        return Err(BAD_JSON);
-    }
-    Ok(fields)
-}
-
-struct JsonParser<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
-}
-
-impl JsonParser<'_> {
-    fn skip_space(&mut self) {
-        while self.chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
-            self.chars.next();
-        }
-    }
-
-    fn peek(&mut self) -> Option<char> {
-        self.skip_space();
-        self.chars.peek().copied()
-    }
-
-    fn next_token(&mut self) -> Option<char> {
-        self.skip_space();
-        self.chars.next()
-    }
-
-    fn expect(&mut self, c: char) -> Option<()> {
-        (self.next_token()? == c).then_some(())
-    }
-
-    fn string(&mut self) -> Option<String> {
-        self.expect('"')?;
-        let mut out = String::new();
-        loop {
-            match self.chars.next()? {
-                '"' => return Some(out),
-                '\\' => match self.chars.next()? {
-                    '"' => out.push('"'),
-                    '\\' => out.push('\\'),
-                    '/' => out.push('/'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'u' => {
-                        let code: String = (0..4).filter_map(|_| self.chars.next()).collect();
-                        out.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
-                    }
-                    _ => return None,
-                },
-                c if (c as u32) < 0x20 => return None,
-                c => out.push(c),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Small JSON subscribe bodies decode to fields; anything else is refused.
-    #[test]
-    fn decodes_json_fields() {
-        let fields =
-            json_fields(br#" {"topic": "a", "topics": ["b", "c\u00fc"], "lastEventId": "7"} "#)
-                .unwrap();
-        let fields: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                ("topic", "a"),
-                ("topics", "b"),
-                ("topics", "cü"),
-                ("lastEventId", "7")
-            ]
-        );
-        assert!(json_fields(b"{}").unwrap().is_empty());
-        for bad in [
-            &b"[]"[..],
-            b"{\"a\": 1}",
-            b"{\"a\": \"b\"",
-            b"{\"a\": \"b\"} x",
-            b"\xff",
-        ] {
-            assert!(json_fields(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn compares_tokens() {

@@ -1,9 +1,10 @@
 //! HTTP/1.1, as much as an SSE server needs: request heads ([`request`]), request bodies with
-//! `Content-Length` or chunked framing ([`body`]), form decoding ([`form`]) and responses
+//! `Content-Length` or chunked framing ([`body`]), form decoding ([`form`]), small JSON objects ([`json`]) and responses
 //! ([`response`]).
 
 pub mod body;
 pub mod form;
+pub mod json;
 pub mod request;
 pub mod response;
 
