@@ -61,7 +61,12 @@ fn fan_out(c: &mut Criterion) {
     };
     let mut topics = Topics::new(retention);
     let mut subscribers: Vec<_> = (0..SUBSCRIBERS)
-        .map(|key| (topics.subscribe(key, &["news"], None), PendingBytes::None))
+        .map(|key| {
+            (
+                topics.subscribe(key, &["news"], None, 0),
+                PendingBytes::None,
+            )
+        })
         .collect();
     let mut touched = Vec::new();
     let mut id = 0;

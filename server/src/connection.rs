@@ -3,10 +3,13 @@
 //! ```text
 //!   accept ─► Exchanging ──(GET/POST /events)──► Streaming ──(hang-up, lag, shutdown)──► gone
 //!                 │  ▲ keep-alive
-//!                 └──┘ request, response, next request
+//!                 └──┘ request, response, next request (a publish waits for the broker)
 //!                 │
 //!                 └──(error, Connection: close)──► Lingering ──(EOF or deadline)──► gone
 //! ```
+//!
+//! The exchange's driver (reading, parsing, answering) is in `event_loop::exchange`; the
+//! stream's (fan-out writes, heartbeats) in `event_loop::delivery`.
 //!
 //! A streaming connection keeps no buffers: a [`Subscriber`] cursor, the few bytes of response
 //! head or heartbeat not yet written, and two small numbers. That is the per-connection cost the
@@ -17,10 +20,8 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::event_loop::exchange::Exchange;
 use crate::fanout::{PendingBytes, Subscriber};
-use crate::http::body::BodyReader;
-use crate::http::request::RequestHead;
-use crate::routes::BodyUse;
 
 /// A client connection.
 pub struct Connection {
@@ -47,40 +48,6 @@ pub enum State {
     },
 }
 
-/// A request/response exchange in progress.
-pub struct Exchange {
-    /// Bytes received but not yet parsed (only when a request arrived in pieces).
-    pub input: Vec<u8>,
-    /// What is being read.
-    pub phase: Phase,
-    /// Response bytes not yet written.
-    pub output: Vec<u8>,
-    /// How much of `output` is written.
-    pub written: usize,
-    /// Close (lingering) once `output` is written.
-    pub close_after_output: bool,
-    /// The current request must be complete by then (`408` otherwise).
-    pub deadline: Instant,
-    /// Requests answered on this connection (an idle keep-alive connection that times out is
-    /// closed quietly instead of getting a `408`).
-    pub served: u32,
-}
-
-/// What an exchange is reading.
-pub enum Phase {
-    /// A request head.
-    Head,
-    /// The body of a request whose head is `head`.
-    Body {
-        /// The request head (boxed: it is large, and most connections never read a body).
-        head: Box<RequestHead>,
-        /// The body decoder.
-        reader: BodyReader,
-        /// What the body is for.
-        body_use: BodyUse,
-    },
-}
-
 /// An open event stream.
 pub struct Stream {
     /// Cursors into the topic logs.
@@ -91,19 +58,4 @@ pub struct Stream {
     pub last_write_ms: u32,
     /// The socket refused bytes; wait for a writable event before writing again.
     pub blocked: bool,
-}
-
-impl Exchange {
-    /// A fresh exchange whose first request must arrive by `deadline`.
-    pub fn new(deadline: Instant) -> Exchange {
-        Exchange {
-            input: Vec::new(),
-            phase: Phase::Head,
-            output: Vec::new(),
-            written: 0,
-            close_after_output: false,
-            deadline,
-            served: 0,
-        }
-    }
 }

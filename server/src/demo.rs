@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, PublishRequest};
 
 /// The demo page: no external assets.
 pub const PAGE: &str = r#"<!doctype html>
@@ -52,8 +52,10 @@ pub fn run_time_source(broker: Arc<dyn Broker>, interval: Duration, stop: Arc<At
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            // The topic and data are always valid, so this cannot fail.
-            let _ = broker.publish(&["time"], None, &format_utc(now.as_secs()));
+            // The topic and data are always valid; a refusal (topic limit) just skips a tick.
+            if let Ok(request) = PublishRequest::new(&["time"], None, &format_utc(now.as_secs())) {
+                let _ = broker.publish_and_wait(request, Duration::from_secs(1));
+            }
             next += interval;
         }
         std::thread::sleep(step);

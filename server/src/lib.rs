@@ -6,13 +6,16 @@
 //! # Layout
 //!
 //! - [`server`]: start-up and shutdown: binds the listener, raises the fd limit, runs the loops.
-//! - [`event_loop`]: one thread's `mio` loop: accepts, reads requests, writes responses and
-//!   events, timers (request deadlines, heartbeats), graceful drain.
+//! - [`event_loop`]: one thread's `mio` loop, by room: dispatch and timers, `accept`,
+//!   `exchange` (the request/response driver), `delivery` (feed, fan-out passes), `drain`.
 //! - [`connection`]: a connection's state machine (exchanging requests, streaming, lingering).
-//! - [`routes`]: what a request asks for: routing, auth, CORS, publish and subscribe parameters.
-//! - [`broker`]: the [`Broker`] interface (ids, order, distribution to loops) and the in-process
-//!   [`LocalBroker`]; the seam where a Redis backplane fits.
-//! - [`fanout`]: per-loop topic logs, subscriber cursors, vectored writes, slow-consumer policy.
+//! - [`routes`]: what a request asks for, as an action value; performs nothing.
+//! - [`access`]: who may publish and subscribe (tokens, loopback rule) and CORS, once a request.
+//! - [`params`]: publish and subscribe parameters from query strings and bodies.
+//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers) and the
+//!   in-process [`LocalBroker`]; where a Redis backplane fits.
+//! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
+//! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
@@ -22,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -30,8 +34,10 @@ pub mod demo;
 pub mod event;
 pub mod event_loop;
 pub mod fanout;
+pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod params;
 pub mod routes;
 pub mod server;
 pub mod sys;

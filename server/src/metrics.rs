@@ -23,6 +23,8 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     /// Streaming subscribers now.
     pub subscribers: AtomicU64,
+    /// Topics the broker knows (set by the broker).
+    pub topics: AtomicU64,
     /// Events published since start.
     pub events_published: AtomicU64,
     /// Events written completely to a subscriber, summed over subscribers.
@@ -75,7 +77,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, topics: usize) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(
@@ -105,7 +107,7 @@ impl Metrics {
             "sse_topics",
             "gauge",
             "Topics that have been published to.",
-            topics as u64,
+            self.topics.load(Relaxed),
         );
         metric(
             "sse_events_published_total",
@@ -167,7 +169,8 @@ mod tests {
         metrics.count_rejected(404);
         metrics.count_rejected(404);
         metrics.count_rejected(999);
-        let text = metrics.render(3);
+        metrics.topics.store(3, Relaxed);
+        let text = metrics.render();
         for name in [
             "sse_connections_open 0",
             "sse_connections_accepted_total 0",

@@ -1,42 +1,35 @@
-//! What each request asks for: routing, authorization, CORS, and the parsing of publish and
-//! subscribe parameters. Pure functions of the request; the event loop carries the answers out.
+//! What each request asks for: the router turns a request into an [`Action`] and performs
+//! nothing. The event loop carries the action out (answers, reads a body, opens a stream, hands
+//! a publish to the broker). Access (tokens, CORS) is checked once per request, here.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::broker::{Broker, PublishError};
+use crate::access::{Access, Permission};
+use crate::broker::PublishRequest;
 use crate::config::Config;
 use crate::demo;
-use crate::event::{EventId, is_valid_name};
-use crate::fanout::MAX_TOPICS_PER_SUBSCRIBER;
 use crate::http::HttpError;
-use crate::http::request::{BodyFraming, Method, RequestHead};
+use crate::http::form;
+use crate::http::request::{Method, RequestHead};
 use crate::http::response::Response;
-use crate::http::{form, json};
 use crate::metrics::Metrics;
+use crate::params::{self, Subscription};
 
 /// Headers a cross-origin request may send (preflight answer).
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID, Cache-Control, Accept";
 
-/// What the server shares with every event loop.
-pub struct App {
-    /// Settings.
-    pub config: Config,
-    /// Id assignment and distribution of events.
-    pub broker: Arc<dyn Broker>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-}
-
-/// What to do with a request whose head has been read.
+/// What the router decides for a request.
 #[derive(Debug)]
 pub enum Action {
     /// Send this response.
     Respond(Response),
-    /// Read the body first, then call [`App::finish`].
-    ReadBody(BodyUse),
+    /// Read the body first, then ask [`Router::finish`].
+    ReadBody(PendingBody),
     /// Turn the connection into an event stream.
     Subscribe(Subscription),
+    /// Hand this event to the broker, and answer with the id it assigns.
+    Publish(Publish),
 }
 
 /// What a request body is for.
@@ -48,30 +41,61 @@ pub enum BodyUse {
     Subscribe,
 }
 
-/// A request to open an event stream.
+/// A request whose body is still to be read: what it is for, and the CORS headers its answer
+/// carries (computed once, with the head).
 #[derive(Debug)]
-pub struct Subscription {
-    /// Topics, validated.
-    pub topics: Vec<String>,
-    /// Replay events after this id.
-    pub last_event_id: Option<EventId>,
-    /// CORS header lines for the stream's response head.
+pub struct PendingBody {
+    /// What the body is for.
+    pub body_use: BodyUse,
+    /// CORS header lines for the answer.
     pub cors_headers: String,
+}
+
+/// A publish to carry out.
+#[derive(Debug)]
+pub struct Publish {
+    /// The event, checked.
+    pub request: PublishRequest,
+    /// CORS header lines for the `200`.
+    pub cors_headers: String,
+}
+
+/// The response for a refused request: a plain-text reason, with the headers its status needs.
+pub fn error_response(error: HttpError) -> Response {
+    let response = Response::text(error.status, error.reason);
+    match error.status {
+        // RFC 9110 section 11.6.1: a 401 names the scheme the client must use.
+        401 => response.header("WWW-Authenticate", "Bearer realm=\"sse-server\""),
+        503 => response.header("Retry-After", 5),
+        _ => response,
+    }
 }
 
 impl From<HttpError> for Action {
     fn from(error: HttpError) -> Action {
-        let response = Response::text(error.status, error.reason);
-        Action::Respond(match error.status {
-            // RFC 9110 section 11.6.1: a 401 names the scheme the client must use.
-            401 => response.header("WWW-Authenticate", "Bearer realm=\"sse-server\""),
-            503 => response.header("Retry-After", 5),
-            _ => response,
-        })
+        Action::Respond(error_response(error))
     }
 }
 
-impl App {
+/// The routing table and what it needs to decide: settings, access rules, counters to show.
+pub struct Router {
+    /// Settings.
+    pub config: Config,
+    /// Counters (for `GET /metrics`, and for the loops to count into).
+    pub metrics: Arc<Metrics>,
+    access: Access,
+}
+
+impl Router {
+    /// A router for `config`, showing `metrics`.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Router {
+        Router {
+            access: Access::new(&config),
+            config,
+            metrics,
+        }
+    }
+
     /// Decides what to do with a request, from its head.
     pub fn route(&self, head: &RequestHead, peer: IpAddr) -> Action {
         self.try_route(head, peer).unwrap_or_else(Action::from)
@@ -84,18 +108,18 @@ impl App {
             "/publish" => "POST, OPTIONS",
             _ => return Err(HttpError::new(404, "no such path")),
         };
-        let cors = self.cors_headers(head)?;
+        let cors_headers = self.access.cors_headers(head)?;
         let response = match (head.path.as_str(), head.method) {
             (_, Method::Options) => {
                 let mut response = Response::new(204, "text/plain", "").header("Allow", allow);
                 if head.origin.is_some() {
-                    response.headers.push_str(&cors);
+                    response.headers.push_str(&cors_headers);
                     response = response
                         .header("Access-Control-Allow-Methods", allow)
                         .header("Access-Control-Allow-Headers", ALLOWED_HEADERS)
                         .header("Access-Control-Max-Age", 600);
                 }
-                response
+                return Ok(Action::Respond(response));
             }
             ("/", Method::Get | Method::Head) => {
                 Response::new(200, "text/html; charset=utf-8", demo::PAGE)
@@ -104,20 +128,30 @@ impl App {
             ("/metrics", Method::Get | Method::Head) => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(self.broker.topic_count()),
+                self.metrics.render(),
             ),
             ("/events", Method::Get) => {
-                self.authorize_subscribe(head)?;
                 let query = form::parse_pairs(head.query.as_bytes())?;
-                return Ok(Action::Subscribe(subscription(head, &query, &[], cors)?));
+                let token = form::values(&query, "access_token").next();
+                self.access
+                    .authorize(head, peer, Permission::Subscribe, token)?;
+                let subscription = params::subscription(head, &query, &[], cors_headers)?;
+                return Ok(Action::Subscribe(subscription));
             }
             ("/events", Method::Post) => {
-                self.authorize_subscribe(head)?;
-                return Ok(Action::ReadBody(BodyUse::Subscribe));
+                self.authorize_subscribe(head, peer)?;
+                return Ok(Action::ReadBody(PendingBody {
+                    body_use: BodyUse::Subscribe,
+                    cors_headers,
+                }));
             }
             ("/publish", Method::Post) => {
-                self.authorize_publish(head, peer)?;
-                return Ok(Action::ReadBody(BodyUse::Publish));
+                self.access
+                    .authorize(head, peer, Permission::Publish, None)?;
+                return Ok(Action::ReadBody(PendingBody {
+                    body_use: BodyUse::Publish,
+                    cors_headers,
+                }));
             }
             _ => {
                 let response = Response::text(405, "method not allowed").header("Allow", allow);
@@ -125,200 +159,32 @@ impl App {
             }
         };
         let mut response = response;
-        if head.method != Method::Options {
-            response.headers.push_str(&cors);
-        }
+        response.headers.push_str(&cors_headers);
         Ok(Action::Respond(response))
     }
 
-    /// Completes a request whose body has been read.
-    pub fn finish(&self, head: &RequestHead, body_use: BodyUse, body: &[u8]) -> Action {
-        let result = match body_use {
-            BodyUse::Publish => self.publish(head, body),
-            BodyUse::Subscribe => self.subscribe_with_body(head, body),
+    fn authorize_subscribe(&self, head: &RequestHead, peer: IpAddr) -> Result<(), HttpError> {
+        if !self.access.subscribe_needs_token() {
+            return Ok(());
+        }
+        let query = form::parse_pairs(head.query.as_bytes())?;
+        let token = form::values(&query, "access_token").next();
+        self.access
+            .authorize(head, peer, Permission::Subscribe, token)
+    }
+
+    /// Decides what to do with a request whose body has been read.
+    pub fn finish(&self, head: &RequestHead, pending: PendingBody, body: &[u8]) -> Action {
+        let result = match pending.body_use {
+            BodyUse::Publish => params::publish_request(head, body).map(|request| {
+                Action::Publish(Publish {
+                    request,
+                    cors_headers: pending.cors_headers,
+                })
+            }),
+            BodyUse::Subscribe => params::subscription_with_body(head, body, pending.cors_headers)
+                .map(Action::Subscribe),
         };
         result.unwrap_or_else(Action::from)
-    }
-
-    fn publish(&self, head: &RequestHead, body: &[u8]) -> Result<Action, HttpError> {
-        let query = form::parse_pairs(head.query.as_bytes())?;
-        let form_body;
-        let (fields, data): (&[(String, String)], &str) = if head.content_type.as_deref()
-            == Some("application/x-www-form-urlencoded")
-        {
-            form_body = form::parse_pairs(body)?;
-            let data = form::values(&form_body, "data")
-                .next()
-                .ok_or(HttpError::bad_request(
-                    "missing data field (for a raw body, send Content-Type: text/plain)",
-                ))?;
-            (&form_body, data)
-        } else {
-            let data = std::str::from_utf8(body)
-                .map_err(|_| HttpError::bad_request("event data must be valid UTF-8"))?;
-            (&[], data)
-        };
-        let topics: Vec<&str> = form::values(fields, "topic")
-            .chain(form::values(&query, "topic"))
-            .collect();
-        let event_type = form::values(fields, "event")
-            .chain(form::values(&query, "event"))
-            .next()
-            .filter(|kind| !kind.is_empty());
-        let id = self
-            .broker
-            .publish(&topics, event_type, data)
-            .map_err(|error| match error {
-                PublishError::NoTopic => HttpError::bad_request("missing topic"),
-                PublishError::Invalid(e) => HttpError::bad_request(e.reason()),
-                PublishError::TooManyTopics => HttpError::new(503, "too many topics"),
-            })?;
-        let cors = self.cors_headers(head)?;
-        let mut response = Response::text(200, &id.to_string());
-        response.headers.push_str(&cors);
-        Ok(Action::Respond(response))
-    }
-
-    fn subscribe_with_body(&self, head: &RequestHead, body: &[u8]) -> Result<Action, HttpError> {
-        let query = form::parse_pairs(head.query.as_bytes())?;
-        let fields = match head.content_type.as_deref() {
-            Some("application/json") => json::fields(body)?,
-            _ if head.body == BodyFraming::None => Vec::new(),
-            _ => form::parse_pairs(body)?,
-        };
-        let cors = self.cors_headers(head)?;
-        Ok(Action::Subscribe(subscription(
-            head, &query, &fields, cors,
-        )?))
-    }
-
-    fn authorize_publish(&self, head: &RequestHead, peer: IpAddr) -> Result<(), HttpError> {
-        match &self.config.publish_token {
-            Some(token) => check_bearer(head, token, None),
-            None if peer.is_loopback() => Ok(()),
-            None => Err(HttpError::new(
-                403,
-                "publishing is allowed from loopback only (no --publish-token set)",
-            )),
-        }
-    }
-
-    fn authorize_subscribe(&self, head: &RequestHead) -> Result<(), HttpError> {
-        let Some(token) = &self.config.subscribe_token else {
-            return Ok(());
-        };
-        let query = form::parse_pairs(head.query.as_bytes())?;
-        let query_token = form::values(&query, "access_token").next();
-        check_bearer(head, token, query_token)
-    }
-
-    /// CORS response headers for this request's `Origin`. A cross-origin request from an origin
-    /// that is not allowed is refused with `403`, so no stream is opened for a page that may not
-    /// read it.
-    fn cors_headers(&self, head: &RequestHead) -> Result<String, HttpError> {
-        let Some(origin) = head.origin.as_deref() else {
-            return Ok(String::new());
-        };
-        let origins = &self.config.cors_origins;
-        if origins.iter().any(|o| o == origin) {
-            // An explicit origin may send credentials (cookies, `withCredentials`).
-            return Ok(format!(
-                "Access-Control-Allow-Origin: {origin}\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
-            ));
-        }
-        if origins.iter().any(|o| o == "*") {
-            return Ok("Access-Control-Allow-Origin: *\r\n".to_owned());
-        }
-        let same_origin = head.host.as_deref().is_some_and(|host| {
-            origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                == Some(host)
-        });
-        if same_origin {
-            Ok(String::new())
-        } else {
-            Err(HttpError::new(403, "origin not allowed"))
-        }
-    }
-}
-
-/// Checks `Authorization: Bearer <token>` (or a token from the query string) in constant time.
-fn check_bearer(
-    head: &RequestHead,
-    token: &str,
-    query_token: Option<&str>,
-) -> Result<(), HttpError> {
-    let presented = head
-        .authorization
-        .as_deref()
-        .and_then(|value| {
-            let (scheme, credentials) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| credentials.trim())
-        })
-        .or(query_token);
-    match presented {
-        Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(HttpError::new(401, "missing or wrong bearer token")),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Builds a subscription from the query string and body fields (topics from both).
-fn subscription(
-    head: &RequestHead,
-    query: &[(String, String)],
-    body: &[(String, String)],
-    cors_headers: String,
-) -> Result<Subscription, HttpError> {
-    let mut topics: Vec<String> = Vec::new();
-    for topic in form::values(body, "topic")
-        .chain(form::values(body, "topics"))
-        .chain(form::values(query, "topic"))
-    {
-        if !is_valid_name(topic) {
-            return Err(HttpError::bad_request(
-                "topic must be 1-128 bytes of UTF-8 without control characters",
-            ));
-        }
-        if !topics.iter().any(|t| t == topic) {
-            topics.push(topic.to_owned());
-        }
-    }
-    if topics.len() > MAX_TOPICS_PER_SUBSCRIBER {
-        return Err(HttpError::bad_request("at most 16 topics per subscription"));
-    }
-    if topics.is_empty() {
-        topics.push("default".to_owned());
-    }
-    // The header wins over the query parameter; an id that is not ours (not a number) means
-    // "no replay", as for a client coming from another server.
-    let last_event_id = head
-        .last_event_id
-        .as_deref()
-        .or_else(|| form::values(query, "lastEventId").next())
-        .or_else(|| form::values(body, "lastEventId").next())
-        .and_then(|id| id.trim().parse().ok());
-    Ok(Subscription {
-        topics,
-        last_event_id,
-        cors_headers,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compares_tokens() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

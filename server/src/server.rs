@@ -9,11 +9,12 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-use crate::broker::{Broker, LocalBroker, Mailbox};
+use crate::broker::{Broker, LocalBroker};
 use crate::config::Config;
-use crate::event_loop::{EventLoop, MAILBOX};
+use crate::event_loop::{EventLoop, FEED};
+use crate::feed::{Feeds, LoopFeed};
 use crate::metrics::Metrics;
-use crate::routes::App;
+use crate::routes::Router;
 use crate::{demo, sys};
 
 /// File descriptors kept back from `--max-connections` for listeners, epoll, wakers and files.
@@ -43,7 +44,7 @@ pub struct Server {
     loops: Vec<EventLoop>,
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    mailboxes: Vec<Arc<Mailbox>>,
+    feeds: Feeds,
     broker: Arc<dyn Broker>,
     config: Config,
     fd_limit: u64,
@@ -55,22 +56,31 @@ pub struct Server {
 #[derive(Clone)]
 pub struct ShutdownHandle {
     stop: Arc<AtomicBool>,
-    mailboxes: Vec<Arc<Mailbox>>,
+    feeds: Feeds,
 }
 
 impl ShutdownHandle {
     /// Stops accepting, closes streams spread over `drain`, then [`Server::run`] returns.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
-        for mailbox in &self.mailboxes {
-            mailbox.wake();
-        }
+        self.feeds.wake_all();
     }
 }
 
 impl Server {
-    /// Binds the listening socket and prepares the event loops (nothing runs until `run`).
+    /// Binds the listening socket and prepares the event loops (nothing runs until `run`),
+    /// with the in-process broker.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
+        let broker = Arc::new(LocalBroker::new(config.max_topics));
+        Server::bind_with_broker(config, broker)
+    }
+
+    /// Like [`Server::bind`], publishing through `broker` (a backplane, or a test double).
+    /// The server attaches the broker to its loops.
+    pub fn bind_with_broker(
+        config: Config,
+        broker: Arc<dyn Broker>,
+    ) -> Result<Server, ServerError> {
         let fd_limit = sys::raise_fd_limit().map_err(ServerError::Setup)?;
         let threads = if config.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -91,35 +101,29 @@ impl Server {
         let local_addr = listener.local_addr().map_err(setup)?;
 
         let mut polls = Vec::with_capacity(threads);
-        let mut mailboxes = Vec::with_capacity(threads);
+        let mut loop_feeds = Vec::with_capacity(threads);
         for _ in 0..threads {
             let poll = Poll::new().map_err(setup)?;
-            let waker = Waker::new(poll.registry(), MAILBOX).map_err(setup)?;
-            mailboxes.push(Arc::new(Mailbox::new(waker)));
+            let waker = Waker::new(poll.registry(), FEED).map_err(setup)?;
+            loop_feeds.push(Arc::new(LoopFeed::new(waker)));
             polls.push(poll);
         }
+        let feeds = Feeds::new(loop_feeds.clone());
         let metrics = Arc::new(Metrics::default());
-        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(
-            mailboxes.clone(),
-            config.max_topics,
-            metrics.clone(),
-        ));
-        let app = Arc::new(App {
-            config: config.clone(),
-            broker: broker.clone(),
-            metrics,
-        });
+        broker.attach(feeds.clone(), metrics.clone());
+        let router = Arc::new(Router::new(config.clone(), metrics));
         let stop = Arc::new(AtomicBool::new(false));
         let mut loops = Vec::with_capacity(threads);
-        for (poll, mailbox) in polls.into_iter().zip(&mailboxes) {
+        for (poll, feed) in polls.into_iter().zip(loop_feeds) {
             // Every loop accepts from the same listening socket (its own descriptor of it).
             let listener = mio::net::TcpListener::from_std(listener.try_clone().map_err(setup)?);
             loops.push(
                 EventLoop::new(
                     poll,
                     listener,
-                    mailbox.clone(),
-                    app.clone(),
+                    feed,
+                    router.clone(),
+                    broker.clone(),
                     max_connections,
                     stop.clone(),
                 )
@@ -130,7 +134,7 @@ impl Server {
             loops,
             local_addr,
             stop,
-            mailboxes,
+            feeds,
             broker,
             config,
             fd_limit,
@@ -148,7 +152,7 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             stop: self.stop.clone(),
-            mailboxes: self.mailboxes.clone(),
+            feeds: self.feeds.clone(),
         }
     }
 
@@ -202,9 +206,7 @@ impl Server {
             }
             // One loop ending (error or shutdown) ends them all.
             self.stop.store(true, Ordering::Relaxed);
-            for mailbox in &self.mailboxes {
-                mailbox.wake();
-            }
+            self.feeds.wake_all();
         }
         if let Some((stop, thread)) = demo {
             stop.store(true, Ordering::Relaxed);

@@ -58,7 +58,7 @@ impl Fixture {
             writer.set_nonblocking(true).unwrap();
             reader.set_nonblocking(true).unwrap();
             subscribers.push((
-                topics.subscribe(key, &["news"], None),
+                topics.subscribe(key, &["news"], None, 0),
                 PendingBytes::None,
                 writer,
             ));

@@ -9,25 +9,31 @@
 //! The same log serves replay: it keeps the last `history` events (and at most `history_bytes`),
 //! and a subscriber that reconnects with `Last-Event-ID` starts its cursor just after that id.
 //!
+//! Replay and live delivery join by an id rule: a subscriber takes only ids above the newest one
+//! it has (its `Last-Event-ID`, or the broker's newest id when it connected without one). Events
+//! that reach a loop late (a backplane delivers after it answered the publisher) are appended
+//! behind the cursor of a subscriber that already has them, and skipped: no duplicate, no gap.
+//!
 //! Slow consumers: a log also keeps older events while some subscriber still needs them, but only
 //! up to `max_pending` bytes behind the newest event. A subscriber whose next event is older than
 //! both the history window and `max_pending` is *lagging*: the loop disconnects it, and that
 //! event may then be dropped from the log. So a slow subscriber costs no memory of its own, and a
 //! stuck one never holds up the others: they write from the same buffers at their own cursors.
 
+mod subscriber;
+
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice};
 
 use slab::Slab;
+
+use subscriber::Cursor;
+pub use subscriber::{Flushed, PendingBytes, Subscriber};
 
 use crate::broker::Published;
 use crate::event::{EncodedEvent, EventId};
 
 /// Most topics one subscription may name.
 pub const MAX_TOPICS_PER_SUBSCRIBER: usize = 16;
-
-/// Most buffers handed to one vectored write (Linux allows 1024; 64 events per call is plenty).
-const MAX_IOVECS: usize = 64;
 
 /// How long a log is kept, and how far a subscriber may fall behind.
 #[derive(Debug, Clone, Copy)]
@@ -151,37 +157,6 @@ pub struct Topics {
     retention: Retention,
 }
 
-/// A subscriber's position in one topic.
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    /// Key of the topic in [`Topics::logs`].
-    topic: u32,
-    /// This subscriber's key in the topic's subscriber list.
-    slot: u32,
-    /// Sequence number of the next event to write.
-    next_seq: u64,
-}
-
-/// A streaming connection's place in the topics it subscribes to: a few bytes, no buffers.
-#[derive(Debug)]
-pub struct Subscriber {
-    /// One cursor per subscribed topic.
-    cursors: Box<[Cursor]>,
-    /// Bytes of the first pending event already written (after a partial write).
-    head_written: u32,
-}
-
-/// What one [`Subscriber::flush`] achieved.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Flushed {
-    /// Events written completely.
-    pub events: u64,
-    /// Bytes written.
-    pub bytes: u64,
-    /// True when the socket would not take everything (wait for it to become writable).
-    pub blocked: bool,
-}
-
 impl Topics {
     /// Empty logs that keep events as `retention` says.
     pub fn new(retention: Retention) -> Topics {
@@ -251,11 +226,15 @@ impl Topics {
 
     /// Subscribes connection `conn` to `names`. With `last_event_id`, the subscriber starts with
     /// every retained event of those topics whose id is larger; without it, at the next event.
+    /// Either way it takes only events with ids above `last_event_id` (or above `newest_id`, the
+    /// broker's newest acknowledged id, when there is none or it is larger: a client's id from
+    /// the future must not silence the stream).
     pub fn subscribe(
         &mut self,
         conn: usize,
         names: &[&str],
         last_event_id: Option<EventId>,
+        newest_id: EventId,
     ) -> Subscriber {
         let retention = self.retention;
         let cursors = names
@@ -275,10 +254,8 @@ impl Topics {
                 }
             })
             .collect();
-        Subscriber {
-            cursors,
-            head_written: 0,
-        }
+        let delivered_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
+        Subscriber::new(cursors, delivered_through)
     }
 
     /// Removes a subscriber, and any topic left with neither subscribers nor events.
@@ -292,185 +269,6 @@ impl Topics {
                 self.by_name.remove(&log.name);
             }
         }
-    }
-}
-
-impl Subscriber {
-    /// The next event to write (smallest id among the topics' next events), with a function of
-    /// the positions so gathering can look ahead without moving the real cursors.
-    fn next_event<'t>(&self, topics: &'t Topics, positions: &[u64]) -> Option<&'t EncodedEvent> {
-        let mut next: Option<&EncodedEvent> = None;
-        for (cursor, &seq) in self.cursors.iter().zip(positions) {
-            if let Some(entry) = topics.logs[cursor.topic as usize].get(seq) {
-                if next.is_none_or(|n| entry.event.id < n.id) {
-                    next = Some(&entry.event);
-                }
-            }
-        }
-        next
-    }
-
-    /// Moves every position whose next event is `id` past it. An event published to several of
-    /// the subscriber's topics is written once.
-    fn step_past(&self, topics: &Topics, positions: &mut [u64], id: EventId) {
-        for (cursor, seq) in self.cursors.iter().zip(positions.iter_mut()) {
-            let log = &topics.logs[cursor.topic as usize];
-            if log.get(*seq).is_some_and(|e| e.event.id == id) {
-                *seq += 1;
-            }
-        }
-    }
-
-    /// Whether this subscriber has fallen behind by more than it may (see the module docs).
-    pub fn is_lagging(&self, topics: &Topics) -> bool {
-        self.cursors.iter().any(|cursor| {
-            topics.logs[cursor.topic as usize].is_droppable(cursor.next_seq, &topics.retention)
-        })
-    }
-
-    /// Bytes waiting to be written to this subscriber.
-    pub fn pending_bytes(&self, topics: &Topics) -> u64 {
-        let total: u64 = self
-            .cursors
-            .iter()
-            .map(|cursor| {
-                let log = &topics.logs[cursor.topic as usize];
-                log.tail_offset - log.start_offset(cursor.next_seq)
-            })
-            .sum();
-        total.saturating_sub(u64::from(self.head_written))
-    }
-
-    /// Writes pending bytes: first `prefix` (response head, preamble or heartbeat; its offset is
-    /// advanced), then the pending events, with as few vectored writes as the socket accepts.
-    /// `write` is the socket's `write_vectored`; it is a parameter so benches and tests can count.
-    pub fn flush<W>(
-        &mut self,
-        topics: &Topics,
-        prefix: &mut PendingBytes,
-        mut write: W,
-    ) -> io::Result<Flushed>
-    where
-        W: FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
-    {
-        let mut flushed = Flushed::default();
-        loop {
-            let mut positions = [0u64; MAX_TOPICS_PER_SUBSCRIBER];
-            let positions = &mut positions[..self.cursors.len()];
-            for (position, cursor) in positions.iter_mut().zip(self.cursors.iter()) {
-                *position = cursor.next_seq;
-            }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            let mut total = 0;
-            if !prefix.remaining().is_empty() {
-                slices[0] = IoSlice::new(prefix.remaining());
-                total += slices[0].len();
-                count = 1;
-            }
-            let mut skip = self.head_written as usize;
-            while count < MAX_IOVECS {
-                let Some(event) = self.next_event(topics, positions) else {
-                    break;
-                };
-                slices[count] = IoSlice::new(&event.wire[skip..]);
-                total += event.len() - skip;
-                skip = 0;
-                count += 1;
-                self.step_past(topics, positions, event.id);
-            }
-            if count == 0 {
-                return Ok(flushed);
-            }
-            let written = match write(&slices[..count]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    flushed.blocked = true;
-                    return Ok(flushed);
-                }
-                Err(e) => return Err(e),
-            };
-            flushed.bytes += written as u64;
-            flushed.events += self.consume(topics, prefix, written);
-            if written < total {
-                // The socket buffer is full: the next write would fail, so do not try it.
-                flushed.blocked = true;
-                return Ok(flushed);
-            }
-        }
-    }
-
-    /// Advances the prefix and the cursors over `written` bytes; returns events completed.
-    fn consume(&mut self, topics: &Topics, prefix: &mut PendingBytes, mut written: usize) -> u64 {
-        written -= prefix.advance(written);
-        let mut completed = 0;
-        while written > 0 {
-            let mut positions = [0u64; MAX_TOPICS_PER_SUBSCRIBER];
-            let positions = &mut positions[..self.cursors.len()];
-            for (position, cursor) in positions.iter_mut().zip(self.cursors.iter()) {
-                *position = cursor.next_seq;
-            }
-            let Some(event) = self.next_event(topics, positions) else {
-                break;
-            };
-            let left = event.len() - self.head_written as usize;
-            if written < left {
-                self.head_written += written as u32;
-                break;
-            }
-            written -= left;
-            self.head_written = 0;
-            completed += 1;
-            self.step_past(topics, positions, event.id);
-            for (cursor, &position) in self.cursors.iter_mut().zip(positions.iter()) {
-                cursor.next_seq = position;
-            }
-        }
-        completed
-    }
-}
-
-/// Bytes a connection must write before its events: an owned response head and preamble, or a
-/// static heartbeat. Empty in the steady state, so it costs a streaming connection nothing.
-#[derive(Debug, Default)]
-pub enum PendingBytes {
-    /// Nothing.
-    #[default]
-    None,
-    /// Bytes built for this connection (response head, preamble, replay is not here).
-    Owned(Box<[u8]>, usize),
-    /// Shared constant bytes (heartbeat).
-    Static(&'static [u8], usize),
-}
-
-impl PendingBytes {
-    /// What is left to write.
-    pub fn remaining(&self) -> &[u8] {
-        match self {
-            PendingBytes::None => &[],
-            PendingBytes::Owned(bytes, offset) => &bytes[*offset..],
-            PendingBytes::Static(bytes, offset) => &bytes[*offset..],
-        }
-    }
-
-    /// Marks up to `written` bytes as written; returns how many it took.
-    fn advance(&mut self, written: usize) -> usize {
-        let taken = written.min(self.remaining().len());
-        match self {
-            PendingBytes::None => {}
-            PendingBytes::Owned(_, offset) | PendingBytes::Static(_, offset) => *offset += taken,
-        }
-        if taken > 0 && self.remaining().is_empty() {
-            *self = PendingBytes::None;
-        }
-        taken
-    }
-
-    /// True when nothing is left.
-    pub fn is_empty(&self) -> bool {
-        self.remaining().is_empty()
     }
 }
 
@@ -525,7 +323,7 @@ mod tests {
     fn partial_writes_resume_at_offset() {
         for chunk in 1..40 {
             let mut topics = Topics::new(RETENTION);
-            let mut sub = topics.subscribe(1, &["a"], None);
+            let mut sub = topics.subscribe(1, &["a"], None, 0);
             publish(&mut topics, 1, &["a"], "one");
             publish(&mut topics, 2, &["a"], "two\nlines");
             let (out, flushed) = drain(&topics, &mut sub, chunk);
@@ -542,8 +340,8 @@ mod tests {
     #[test]
     fn merges_topics_in_id_order_without_duplicates() {
         let mut topics = Topics::new(RETENTION);
-        let mut sub = topics.subscribe(1, &["a", "b"], None);
-        let mut other = topics.subscribe(2, &["c"], None);
+        let mut sub = topics.subscribe(1, &["a", "b"], None, 0);
+        let mut other = topics.subscribe(2, &["c"], None, 0);
         publish(&mut topics, 1, &["a"], "1");
         publish(&mut topics, 2, &["b"], "2");
         publish(&mut topics, 3, &["a", "b"], "3");
@@ -568,14 +366,14 @@ mod tests {
             topics.trim(key);
         }
         // History keeps 4 events: ids 3 to 6.
-        let mut sub = topics.subscribe(1, &["a"], Some(4));
+        let mut sub = topics.subscribe(1, &["a"], Some(4), 0);
         assert_eq!(
             drain(&topics, &mut sub, 100).0,
             "id: 5\ndata: 5\n\nid: 6\ndata: 6\n\n"
         );
-        let mut all = topics.subscribe(2, &["a"], Some(0));
+        let mut all = topics.subscribe(2, &["a"], Some(0), 0);
         assert_eq!(drain(&topics, &mut all, 100).1.events, 4);
-        let mut live = topics.subscribe(3, &["a"], None);
+        let mut live = topics.subscribe(3, &["a"], None, 0);
         assert_eq!(drain(&topics, &mut live, 100).1.events, 0);
     }
 
@@ -589,8 +387,8 @@ mod tests {
             max_pending: 100,
         };
         let mut topics = Topics::new(retention);
-        let stalled = topics.subscribe(1, &["a"], None);
-        let mut reader = topics.subscribe(2, &["a"], None);
+        let stalled = topics.subscribe(1, &["a"], None, 0);
+        let mut reader = topics.subscribe(2, &["a"], None, 0);
         let data = "x".repeat(20);
         let mut lagged_at = None;
         for id in 1..=20 {
@@ -609,11 +407,33 @@ mod tests {
         assert!(topics.logs[topics.by_name["a"]].entries.len() <= 4);
     }
 
+    /// The id rule: events that reach the loop after the subscriber already has them (a
+    /// backplane delivering late) are skipped, and later ones follow without a gap.
+    #[test]
+    fn late_deliveries_are_neither_repeated_nor_lost() {
+        let mut topics = Topics::new(RETENTION);
+        publish(&mut topics, 1, &["a"], "1");
+        // The client has seen id 3 elsewhere; ids 2 and 3 have not reached this loop yet.
+        let mut replaying = topics.subscribe(1, &["a"], Some(3), 3);
+        // A fresh subscriber after the broker acknowledged id 3.
+        let mut fresh = topics.subscribe(2, &["a"], None, 3);
+        // A client claiming an id from the future still gets what is published after it joined.
+        let mut future = topics.subscribe(3, &["a"], Some(1 << 60), 3);
+        for id in 2..=5 {
+            publish(&mut topics, id, &["a"], &id.to_string());
+        }
+        let expected = "id: 4\ndata: 4\n\nid: 5\ndata: 5\n\n";
+        assert_eq!(drain(&topics, &mut replaying, 5).0, expected);
+        assert_eq!(drain(&topics, &mut fresh, 100).0, expected);
+        assert_eq!(drain(&topics, &mut future, 100).0, expected);
+        assert_eq!(replaying.delivered_through(), 5);
+    }
+
     /// Unsubscribing removes topics that hold nothing.
     #[test]
     fn empty_topics_are_removed() {
         let mut topics = Topics::new(RETENTION);
-        let sub = topics.subscribe(1, &["a", "b"], None);
+        let sub = topics.subscribe(1, &["a", "b"], None, 0);
         publish(&mut topics, 1, &["a"], "x");
         topics.unsubscribe(&sub);
         assert_eq!(topics.len(), 1, "a keeps its history, b goes");

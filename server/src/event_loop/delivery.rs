@@ -1,0 +1,272 @@
+//! Delivery: taking what the broker fed this loop, fan-out passes over each touched topic's
+//! subscribers, streams' writes, and heartbeats on idle streams.
+//!
+//! A pass visits at most [`PASS_BUDGET`] subscribers before the loop polls again, so requests
+//! (publishes above all) are served while a pass over thousands of subscribers is under way;
+//! events that arrive meanwhile join the same writes, so under load each write carries several
+//! events. Subscribers that fell too far behind are disconnected, and a topic's log is trimmed
+//! only at the end of a pass, when every subscriber has been checked.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+
+use super::EventLoop;
+use crate::connection::{Connection, State, Stream};
+use crate::fanout::{PendingBytes, Topics};
+use crate::metrics::LoopCounters;
+use crate::params::Subscription;
+
+/// Subscribers a fan-out pass visits before the loop looks at its sockets again (about 1 ms of
+/// writes on this machine).
+pub const PASS_BUDGET: usize = 128;
+
+/// The comment written on idle streams.
+const HEARTBEAT: &[u8] = b": keep-alive\n\n";
+
+/// A fan-out pass over one topic's subscribers.
+pub(super) struct Pass {
+    /// The topic.
+    topic: usize,
+    /// The next subscriber slot to visit.
+    next_slot: usize,
+    /// Events arrived after the pass began: visit everyone again once it ends.
+    again: bool,
+}
+
+/// How a stream stands after a write attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamHealth {
+    /// Still open.
+    Open,
+    /// Fell further behind than it may: disconnect it as a slow consumer.
+    Lagging,
+    /// The socket failed.
+    Broken,
+}
+
+impl EventLoop {
+    /// Takes what the broker queued for this loop: events go into the topic logs (with a pass
+    /// scheduled over each touched topic), answers go to the publishers waiting for them.
+    pub(super) fn take_feed(&mut self) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        self.feed.take_all(&mut inbox);
+        if !inbox.events.is_empty() {
+            self.touched.clear();
+            for published in inbox.events.drain(..) {
+                self.topics.append(&published, &mut self.touched);
+            }
+            for &topic in &self.touched {
+                match self.passes.iter_mut().find(|pass| pass.topic == topic) {
+                    // Subscribers already visited in this pass must be visited again.
+                    Some(pass) => pass.again |= pass.next_slot > 0,
+                    None => self.passes.push(Pass {
+                        topic,
+                        next_slot: 0,
+                        again: false,
+                    }),
+                }
+            }
+        }
+        for completion in inbox.completions.drain(..) {
+            self.complete_publish(completion.ticket, completion.result);
+        }
+        self.inbox = inbox;
+        self.close_pending();
+    }
+
+    /// Turns an exchange into an event stream: response head, preamble, then events (a replay
+    /// first when the client sent `Last-Event-ID`). False: close the connection now.
+    pub(super) fn start_stream(&mut self, key: usize, subscription: Subscription) -> bool {
+        let State::Exchanging(exchange) = &mut self.connections[key].state else {
+            return true;
+        };
+        let mut head = Vec::with_capacity(256);
+        // Responses already queued on this connection (pipelined) go first.
+        head.extend_from_slice(&exchange.output[exchange.written..]);
+        head.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
+        );
+        head.extend_from_slice(subscription.cors_headers.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(&self.preamble);
+        let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
+        // Replay and live join by id: the subscriber takes only ids above the one it has, or
+        // above the broker's newest, whatever this loop has received so far.
+        let subscriber = self.topics.subscribe(
+            key,
+            &names,
+            subscription.last_event_id,
+            self.broker.newest_id(),
+        );
+        let now = self.now_ms();
+        self.connections[key].state = State::Streaming(Stream {
+            subscriber,
+            prefix: PendingBytes::Owned(head.into_boxed_slice(), 0),
+            last_write_ms: now,
+            blocked: false,
+        });
+        self.metrics().subscribers.fetch_add(1, Ordering::Relaxed);
+        self.flush_stream(key)
+    }
+
+    /// Handles readiness of a streaming connection: input is discarded (a client has nothing
+    /// to say on a stream; EOF means it hung up), and pending bytes are written. False: close.
+    pub(super) fn drive_stream(&mut self, key: usize, writable: bool) -> bool {
+        let connection = &mut self.connections[key];
+        loop {
+            match connection.socket.read(&mut self.read_buffer) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if writable {
+            if let State::Streaming(stream) = &mut connection.state {
+                stream.blocked = false;
+            }
+            return self.flush_stream(key);
+        }
+        true
+    }
+
+    /// Writes what stream `key` has pending. False: close it (a write error, or it lags).
+    fn flush_stream(&mut self, key: usize) -> bool {
+        let now = self.now_ms();
+        let health = write_stream(
+            &mut self.connections[key],
+            &self.topics,
+            &mut self.counters,
+            now,
+        );
+        self.count_health(health)
+    }
+
+    /// Counts a slow-consumer disconnect; true when the stream stays open.
+    fn count_health(&self, health: StreamHealth) -> bool {
+        if health == StreamHealth::Lagging {
+            self.metrics()
+                .slow_consumer_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        health == StreamHealth::Open
+    }
+
+    /// Continues the fan-out passes for up to `budget` subscribers; true when work remains.
+    pub(super) fn advance_passes(&mut self, mut budget: usize) -> bool {
+        if self.passes.is_empty() {
+            return false;
+        }
+        let now = self.now_ms();
+        let mut index = 0;
+        while index < self.passes.len() && budget > 0 {
+            let pass = &mut self.passes[index];
+            let end = self.topics.slot_end(pass.topic);
+            while pass.next_slot < end && budget > 0 {
+                let slot = pass.next_slot;
+                pass.next_slot += 1;
+                let Some(key) = self.topics.subscriber_at(pass.topic, slot) else {
+                    continue;
+                };
+                budget -= 1;
+                let Some(connection) = self.connections.get_mut(key) else {
+                    continue;
+                };
+                let health = write_stream(connection, &self.topics, &mut self.counters, now);
+                if health != StreamHealth::Open {
+                    if health == StreamHealth::Lagging {
+                        self.router
+                            .metrics
+                            .slow_consumer_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.to_close.push(key);
+                }
+            }
+            if pass.next_slot < end {
+                break;
+            }
+            // Every subscriber has been visited (and checked for lag) since the pass began.
+            self.to_trim.push(pass.topic);
+            if pass.again {
+                pass.again = false;
+                pass.next_slot = 0;
+                index += 1;
+            } else {
+                self.passes.swap_remove(index);
+            }
+        }
+        self.close_pending();
+        for topic in self.to_trim.drain(..) {
+            self.topics.trim(topic);
+        }
+        !self.passes.is_empty()
+    }
+
+    /// Writes a heartbeat comment to every stream idle for `heartbeat_ms` with nothing pending.
+    pub(super) fn send_heartbeats(&mut self, heartbeat_ms: u32) {
+        if heartbeat_ms == 0 {
+            return;
+        }
+        let now_ms = self.now_ms();
+        for (key, connection) in self.connections.iter_mut() {
+            let State::Streaming(stream) = &mut connection.state else {
+                continue;
+            };
+            if stream.blocked
+                || !stream.prefix.is_empty()
+                || now_ms.wrapping_sub(stream.last_write_ms) < heartbeat_ms
+                || stream.subscriber.pending_bytes(&self.topics) != 0
+            {
+                continue;
+            }
+            stream.prefix = PendingBytes::Static(HEARTBEAT, 0);
+            let health = write_stream(connection, &self.topics, &mut self.counters, now_ms);
+            // A heartbeat goes only to a stream with nothing pending: it cannot be lagging.
+            debug_assert!(health != StreamHealth::Lagging);
+            if health != StreamHealth::Open {
+                self.to_close.push(key);
+            }
+        }
+    }
+}
+
+/// Writes a stream's pending bytes. A free function so the loop can call it while it iterates a
+/// topic's subscribers (disjoint borrows of the loop's fields).
+fn write_stream(
+    connection: &mut Connection,
+    topics: &Topics,
+    counters: &mut LoopCounters,
+    now_ms: u32,
+) -> StreamHealth {
+    let State::Streaming(stream) = &mut connection.state else {
+        return StreamHealth::Open;
+    };
+    // Checked before writing too: a lagging subscriber's cursor may point at an event already
+    // trimmed from the log, and nothing may be written from such a cursor.
+    if stream.subscriber.is_lagging(topics) {
+        return StreamHealth::Lagging;
+    }
+    if !stream.blocked {
+        let socket = &mut connection.socket;
+        let flushed = stream
+            .subscriber
+            .flush(topics, &mut stream.prefix, |slices| {
+                socket.write_vectored(slices)
+            });
+        let Ok(flushed) = flushed else {
+            return StreamHealth::Broken;
+        };
+        counters.deliveries += flushed.events;
+        counters.bytes_written += flushed.bytes;
+        if flushed.bytes > 0 {
+            stream.last_write_ms = now_ms;
+        }
+        stream.blocked = flushed.blocked;
+    }
+    if stream.subscriber.is_lagging(topics) {
+        return StreamHealth::Lagging;
+    }
+    StreamHealth::Open
+}

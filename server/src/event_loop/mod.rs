@@ -1,0 +1,283 @@
+//! One event loop: a thread with its own `mio::Poll`, its share of the connections, and its own
+//! copy of the topic logs.
+//!
+//! Tokens: [`LISTENER`] (the shared listening socket, accepted from until `WouldBlock`),
+//! [`FEED`] (the broker's wake-up: events or publish answers to take), and one per connection
+//! (slab key + 2). Connections are registered for both readable and writable readiness once.
+//! mio's readiness is edge-triggered, so a writable event only comes after a write hit a full
+//! buffer, and keeping the interest costs nothing; re-registering on every full buffer would cost
+//! a system call each time.
+//!
+//! Each iteration: poll; drive the ready connections; take what the broker fed this loop
+//! (events into the topic logs, publish answers to their connections); continue the fan-out
+//! passes for a budget of subscribers; on a tick, timers. The rooms:
+//! - [`accept`]: accepting, the connection limit and its `503`, pausing at the fd limit.
+//! - [`exchange`]: the request/response driver and what the loop does with its outcomes.
+//! - [`delivery`]: the feed, fan-out passes, stream writes, heartbeats.
+//! - [`drain`]: graceful shutdown.
+
+mod accept;
+mod delivery;
+mod drain;
+pub mod exchange;
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+pub use delivery::PASS_BUDGET;
+
+use crate::broker::Broker;
+use crate::connection::{Connection, State};
+use crate::fanout::{Retention, Topics};
+use crate::feed::{Inbox, LoopFeed};
+use crate::metrics::{LoopCounters, Metrics};
+use crate::routes::Router;
+use crate::sys;
+
+/// The listening socket.
+pub const LISTENER: Token = Token(0);
+/// The broker's wake-up.
+pub const FEED: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+
+/// Bytes read per `read` call into the loop's shared read buffer.
+const READ_BUFFER: usize = 16 * 1024;
+/// How long a closing connection may linger to let the client read its final response.
+const LINGER: Duration = Duration::from_secs(2);
+/// How often the loop looks at timers when nothing happens.
+const TICK: Duration = Duration::from_millis(250);
+
+/// One event loop.
+pub struct EventLoop {
+    poll: Poll,
+    /// The shared listening socket (`None` once draining).
+    listener: Option<TcpListener>,
+    /// When accepting hit the open-file limit; accepting resumes at the next tick.
+    accept_paused: bool,
+    connections: Slab<Connection>,
+    topics: Topics,
+    router: Arc<Router>,
+    broker: Arc<dyn Broker>,
+    /// Where the broker queues this loop's events and publish answers.
+    feed: Arc<LoopFeed>,
+    /// What was taken from the feed (capacity kept between iterations).
+    inbox: Inbox,
+    /// Topics touched by the current batch of events.
+    touched: Vec<usize>,
+    /// Connections to close once the current pass over subscribers is done.
+    to_close: Vec<usize>,
+    /// Fan-out passes under way, one per topic at most.
+    passes: Vec<delivery::Pass>,
+    /// Topics whose pass just completed, to trim once laggards are closed.
+    to_trim: Vec<usize>,
+    /// The one read buffer of this loop: requests are parsed from it, and only the unparsed
+    /// rest of a request that arrived in pieces is copied to its connection.
+    read_buffer: Box<[u8]>,
+    counters: LoopCounters,
+    /// Number given to the next publish handed to the broker (see `feed::Ticket`).
+    next_serial: u64,
+    max_connections: u64,
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    /// `retry:` and the opening comment, written at the start of every stream.
+    preamble: Arc<[u8]>,
+}
+
+impl EventLoop {
+    /// A loop serving `listener`, fed through `feed` (whose waker must belong to `poll`),
+    /// publishing through `broker`.
+    pub fn new(
+        poll: Poll,
+        mut listener: TcpListener,
+        feed: Arc<LoopFeed>,
+        router: Arc<Router>,
+        broker: Arc<dyn Broker>,
+        max_connections: u64,
+        stop: Arc<AtomicBool>,
+    ) -> io::Result<EventLoop> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let config = &router.config;
+        let retention = Retention {
+            history: config.history,
+            history_bytes: config.history_bytes,
+            max_pending: config.max_pending,
+        };
+        let preamble = format!("retry: {}\n: stream open\n\n", config.retry.as_millis());
+        Ok(EventLoop {
+            poll,
+            listener: Some(listener),
+            accept_paused: false,
+            connections: Slab::new(),
+            topics: Topics::new(retention),
+            router,
+            broker,
+            feed,
+            inbox: Inbox::default(),
+            touched: Vec::new(),
+            to_close: Vec::new(),
+            passes: Vec::new(),
+            to_trim: Vec::new(),
+            read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            counters: LoopCounters::default(),
+            next_serial: 0,
+            max_connections,
+            started: Instant::now(),
+            stop,
+            preamble: Arc::from(preamble.into_bytes()),
+        })
+    }
+
+    /// Runs until shutdown is requested and every connection is closed.
+    pub fn run(mut self) -> io::Result<()> {
+        self.feed.enter_loop_thread();
+        let mut events = Events::with_capacity(1024);
+        let mut drain: Option<drain::Drain> = None;
+        let heartbeat = self.router.config.heartbeat;
+        let tick = if heartbeat.is_zero() {
+            TICK
+        } else {
+            TICK.min(heartbeat / 2).max(Duration::from_millis(10))
+        };
+        let mut last_tick = Instant::now();
+        let mut busy = false;
+        loop {
+            let timeout = if busy {
+                Duration::ZERO
+            } else if drain.is_some() {
+                Duration::from_millis(10)
+            } else {
+                tick
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    // The feed is taken every iteration; the wake-up only ended the poll.
+                    FEED => {}
+                    Token(token) => {
+                        let key = token - FIRST_CONNECTION;
+                        if self.connections.contains(key) {
+                            self.connection_ready(key, event.is_writable());
+                        }
+                    }
+                }
+            }
+            // Publishes answered on this thread queue their answers (and, from the in-process
+            // broker, their events) in this loop's own feed without a wake-up.
+            self.take_feed();
+            busy = self.advance_passes(PASS_BUDGET) || self.feed.has_pending();
+            if last_tick.elapsed() >= tick || drain.is_some() {
+                last_tick = Instant::now();
+                self.on_tick();
+                if drain.is_none() && self.stopping() {
+                    drain = Some(self.start_drain());
+                }
+                if let Some(drain) = &mut drain {
+                    if self.drain_step(drain) {
+                        self.router.metrics.add(&mut self.counters);
+                        return Ok(());
+                    }
+                }
+            }
+            self.router.metrics.add(&mut self.counters);
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.router.metrics
+    }
+
+    /// True once shutdown was asked for (by the handle or a signal).
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || sys::terminate_requested()
+    }
+
+    fn now_ms(&self) -> u32 {
+        self.started.elapsed().as_millis() as u32
+    }
+
+    fn connection_ready(&mut self, key: usize, writable: bool) {
+        let keep = match self.connections[key].state {
+            State::Exchanging(_) => self.drive_exchange(key),
+            State::Streaming(_) => self.drive_stream(key, writable),
+            State::Lingering { .. } => self.drive_lingering(key),
+        };
+        if !keep {
+            self.close(key);
+        }
+    }
+
+    /// Removes a connection; its socket closes when dropped (which also removes it from epoll).
+    fn close(&mut self, key: usize) {
+        let Some(connection) = self.connections.try_remove(key) else {
+            return;
+        };
+        let metrics = &self.router.metrics;
+        match &connection.state {
+            State::Streaming(stream) => {
+                self.topics.unsubscribe(&stream.subscriber);
+                metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            State::Exchanging(_) => {
+                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            State::Lingering { .. } => {}
+        }
+    }
+
+    /// Closes the connections queued for closing (each once).
+    fn close_pending(&mut self) {
+        if self.to_close.is_empty() {
+            return;
+        }
+        let mut to_close = std::mem::take(&mut self.to_close);
+        to_close.sort_unstable();
+        to_close.dedup();
+        for key in to_close.drain(..) {
+            self.close(key);
+        }
+        self.to_close = to_close;
+    }
+
+    /// Timers: request deadlines, lingering deadlines, heartbeats, paused accepts.
+    fn on_tick(&mut self) {
+        self.resume_accepting();
+        let now = Instant::now();
+        let mut timed_out = Vec::new();
+        for (key, connection) in self.connections.iter() {
+            match &connection.state {
+                // A publish waiting for the broker is not the client's delay.
+                State::Exchanging(exchange)
+                    if now >= exchange.deadline && !exchange.awaits_broker() =>
+                {
+                    timed_out.push(key);
+                }
+                State::Lingering { deadline } if now >= *deadline => self.to_close.push(key),
+                _ => {}
+            }
+        }
+        let heartbeat_ms = self
+            .router
+            .config
+            .heartbeat
+            .as_millis()
+            .min(u32::MAX as u128) as u32;
+        self.send_heartbeats(heartbeat_ms);
+        for key in timed_out {
+            self.request_timed_out(key);
+        }
+        self.close_pending();
+    }
+}

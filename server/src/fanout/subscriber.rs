@@ -1,0 +1,255 @@
+//! A subscriber's cursors into the topic logs, and the vectored writes that deliver from them.
+
+use std::io::{self, IoSlice};
+
+use super::{MAX_TOPICS_PER_SUBSCRIBER, Topics};
+use crate::event::{EncodedEvent, EventId};
+
+/// Most buffers handed to one vectored write (Linux allows 1024; 64 events per call is plenty).
+const MAX_IOVECS: usize = 64;
+
+/// A subscriber's position in one topic.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cursor {
+    /// Key of the topic in [`Topics::logs`].
+    pub(super) topic: u32,
+    /// This subscriber's key in the topic's subscriber list.
+    pub(super) slot: u32,
+    /// Sequence number of the next event to write.
+    pub(super) next_seq: u64,
+}
+
+/// A streaming connection's place in the topics it subscribes to: a few bytes, no buffers.
+#[derive(Debug)]
+pub struct Subscriber {
+    /// One cursor per subscribed topic.
+    pub(super) cursors: Box<[Cursor]>,
+    /// Bytes of the first pending event already written (after a partial write).
+    head_written: u32,
+    /// The newest id this subscriber has (or must not get again): events with ids up to this
+    /// one are skipped, so replay and late deliveries join live delivery without duplicates.
+    delivered_through: EventId,
+}
+
+/// What one [`Subscriber::flush`] achieved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    /// Events written completely.
+    pub events: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// True when the socket would not take everything (wait for it to become writable).
+    pub blocked: bool,
+}
+
+impl Subscriber {
+    pub(super) fn new(cursors: Box<[Cursor]>, delivered_through: EventId) -> Subscriber {
+        Subscriber {
+            cursors,
+            head_written: 0,
+            delivered_through,
+        }
+    }
+
+    /// The newest id this subscriber has been sent (or was known to have when it connected).
+    pub fn delivered_through(&self) -> EventId {
+        self.delivered_through
+    }
+
+    /// Moves the cursors past events this subscriber already has (ids up to
+    /// `delivered_through`). They can only be at the front: each log is in id order.
+    fn skip_delivered(&mut self, topics: &Topics) {
+        if self.head_written > 0 {
+            // The event under way is newer than every event the subscriber has.
+            return;
+        }
+        for cursor in self.cursors.iter_mut() {
+            let log = &topics.logs[cursor.topic as usize];
+            while log
+                .get(cursor.next_seq)
+                .is_some_and(|entry| entry.event.id <= self.delivered_through)
+            {
+                cursor.next_seq += 1;
+            }
+        }
+    }
+
+    /// The next event to write (smallest id among the topics' next events), with a function of
+    /// the positions so gathering can look ahead without moving the real cursors.
+    fn next_event<'t>(&self, topics: &'t Topics, positions: &[u64]) -> Option<&'t EncodedEvent> {
+        let mut next: Option<&EncodedEvent> = None;
+        for (cursor, &seq) in self.cursors.iter().zip(positions) {
+            if let Some(entry) = topics.logs[cursor.topic as usize].get(seq) {
+                if next.is_none_or(|n| entry.event.id < n.id) {
+                    next = Some(&entry.event);
+                }
+            }
+        }
+        next
+    }
+
+    /// Moves every position whose next event is `id` past it. An event published to several of
+    /// the subscriber's topics is written once.
+    fn step_past(&self, topics: &Topics, positions: &mut [u64], id: EventId) {
+        for (cursor, seq) in self.cursors.iter().zip(positions.iter_mut()) {
+            let log = &topics.logs[cursor.topic as usize];
+            if log.get(*seq).is_some_and(|e| e.event.id == id) {
+                *seq += 1;
+            }
+        }
+    }
+
+    /// Whether this subscriber has fallen behind by more than it may (see the module docs).
+    pub fn is_lagging(&self, topics: &Topics) -> bool {
+        self.cursors.iter().any(|cursor| {
+            topics.logs[cursor.topic as usize].is_droppable(cursor.next_seq, &topics.retention)
+        })
+    }
+
+    /// Bytes waiting to be written to this subscriber.
+    pub fn pending_bytes(&self, topics: &Topics) -> u64 {
+        let total: u64 = self
+            .cursors
+            .iter()
+            .map(|cursor| {
+                let log = &topics.logs[cursor.topic as usize];
+                log.tail_offset - log.start_offset(cursor.next_seq)
+            })
+            .sum();
+        total.saturating_sub(u64::from(self.head_written))
+    }
+
+    /// Writes pending bytes: first `prefix` (response head, preamble or heartbeat; its offset is
+    /// advanced), then the pending events, with as few vectored writes as the socket accepts.
+    /// `write` is the socket's `write_vectored`; it is a parameter so benches and tests can count.
+    pub fn flush<W>(
+        &mut self,
+        topics: &Topics,
+        prefix: &mut PendingBytes,
+        mut write: W,
+    ) -> io::Result<Flushed>
+    where
+        W: FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
+    {
+        let mut flushed = Flushed::default();
+        self.skip_delivered(topics);
+        loop {
+            let mut positions = [0u64; MAX_TOPICS_PER_SUBSCRIBER];
+            let positions = &mut positions[..self.cursors.len()];
+            for (position, cursor) in positions.iter_mut().zip(self.cursors.iter()) {
+                *position = cursor.next_seq;
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            let mut total = 0;
+            if !prefix.remaining().is_empty() {
+                slices[0] = IoSlice::new(prefix.remaining());
+                total += slices[0].len();
+                count = 1;
+            }
+            let mut skip = self.head_written as usize;
+            while count < MAX_IOVECS {
+                let Some(event) = self.next_event(topics, positions) else {
+                    break;
+                };
+                slices[count] = IoSlice::new(&event.wire[skip..]);
+                total += event.len() - skip;
+                skip = 0;
+                count += 1;
+                self.step_past(topics, positions, event.id);
+            }
+            if count == 0 {
+                return Ok(flushed);
+            }
+            let written = match write(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    flushed.blocked = true;
+                    return Ok(flushed);
+                }
+                Err(e) => return Err(e),
+            };
+            flushed.bytes += written as u64;
+            flushed.events += self.consume(topics, prefix, written);
+            if written < total {
+                // The socket buffer is full: the next write would fail, so do not try it.
+                flushed.blocked = true;
+                return Ok(flushed);
+            }
+        }
+    }
+
+    /// Advances the prefix and the cursors over `written` bytes; returns events completed.
+    fn consume(&mut self, topics: &Topics, prefix: &mut PendingBytes, mut written: usize) -> u64 {
+        written -= prefix.advance(written);
+        let mut completed = 0;
+        while written > 0 {
+            let mut positions = [0u64; MAX_TOPICS_PER_SUBSCRIBER];
+            let positions = &mut positions[..self.cursors.len()];
+            for (position, cursor) in positions.iter_mut().zip(self.cursors.iter()) {
+                *position = cursor.next_seq;
+            }
+            let Some(event) = self.next_event(topics, positions) else {
+                break;
+            };
+            let left = event.len() - self.head_written as usize;
+            if written < left {
+                self.head_written += written as u32;
+                break;
+            }
+            written -= left;
+            self.head_written = 0;
+            self.delivered_through = event.id;
+            completed += 1;
+            self.step_past(topics, positions, event.id);
+            for (cursor, &position) in self.cursors.iter_mut().zip(positions.iter()) {
+                cursor.next_seq = position;
+            }
+        }
+        completed
+    }
+}
+
+/// Bytes a connection must write before its events: an owned response head and preamble, or a
+/// static heartbeat. Empty in the steady state, so it costs a streaming connection nothing.
+#[derive(Debug, Default)]
+pub enum PendingBytes {
+    /// Nothing.
+    #[default]
+    None,
+    /// Bytes built for this connection (response head, preamble, replay is not here).
+    Owned(Box<[u8]>, usize),
+    /// Shared constant bytes (heartbeat).
+    Static(&'static [u8], usize),
+}
+
+impl PendingBytes {
+    /// What is left to write.
+    pub fn remaining(&self) -> &[u8] {
+        match self {
+            PendingBytes::None => &[],
+            PendingBytes::Owned(bytes, offset) => &bytes[*offset..],
+            PendingBytes::Static(bytes, offset) => &bytes[*offset..],
+        }
+    }
+
+    /// Marks up to `written` bytes as written; returns how many it took.
+    fn advance(&mut self, written: usize) -> usize {
+        let taken = written.min(self.remaining().len());
+        match self {
+            PendingBytes::None => {}
+            PendingBytes::Owned(_, offset) | PendingBytes::Static(_, offset) => *offset += taken,
+        }
+        if taken > 0 && self.remaining().is_empty() {
+            *self = PendingBytes::None;
+        }
+        taken
+    }
+
+    /// True when nothing is left.
+    pub fn is_empty(&self) -> bool {
+        self.remaining().is_empty()
+    }
+}
