@@ -11,12 +11,16 @@
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
+//!   real server: replay and live join without gap or duplicate.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
 
 #[path = "server/access.rs"]
 mod access;
+#[path = "server/broker_seam.rs"]
+mod broker_seam;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

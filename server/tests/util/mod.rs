@@ -74,7 +74,18 @@ pub struct TestServer {
 impl TestServer {
     /// Binds and starts a server with `config`.
     pub fn start(config: sse_server::Config) -> TestServer {
-        let server = sse_server::Server::bind(config).expect("bind server");
+        TestServer::run(sse_server::Server::bind(config).expect("bind server"))
+    }
+
+    /// Binds and starts a server with `config` that publishes through `broker`.
+    pub fn start_with_broker(
+        config: sse_server::Config,
+        broker: std::sync::Arc<dyn sse_server::Broker>,
+    ) -> TestServer {
+        TestServer::run(sse_server::Server::bind_with_broker(config, broker).expect("bind server"))
+    }
+
+    fn run(server: sse_server::Server) -> TestServer {
         let addr = server.local_addr();
         let shutdown = server.shutdown_handle();
         let thread = thread::Builder::new()
