@@ -13,7 +13,8 @@ pub type EventId = u64;
 pub const MAX_NAME_LEN: usize = 128;
 
 /// Why a topic, event type or data was refused. Each maps to a `400` with this text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.reason())]
 pub enum EventError {
     /// A topic was empty, too long or held a control character.
     InvalidTopic,
@@ -37,14 +38,6 @@ impl EventError {
         }
     }
 }
-
-impl std::fmt::Display for EventError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.reason())
-    }
-}
-
-impl std::error::Error for EventError {}
 
 /// Checks a topic or event-type name: 1 to [`MAX_NAME_LEN`] bytes, no control characters, so
 /// that nothing a client sends can end a line on the wire (no event injection).

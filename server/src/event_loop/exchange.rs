@@ -9,8 +9,6 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use super::{EventLoop, LINGER};
 use crate::broker::{PublishError, PublishReply, PublishRequest};
 use crate::connection::State;
@@ -141,7 +139,9 @@ impl Exchange {
 
     /// Reads, parses and answers requests until the socket has nothing more to give or a
     /// request needs the loop.
-    pub fn drive(&mut self, socket: &mut TcpStream, cx: &mut Context<'_>) -> Outcome {
+    /// `socket` is the connection's non-blocking socket (any `Read + Write`, so a fuzz target
+    /// can drive an exchange with chosen read splits, short writes and `WouldBlock`).
+    pub fn drive<S: Read + Write>(&mut self, socket: &mut S, cx: &mut Context<'_>) -> Outcome {
         loop {
             match self.write_output(socket, cx.counters) {
                 Written::All => {}
@@ -383,7 +383,7 @@ impl Exchange {
     }
 
     /// Writes pending response output.
-    fn write_output(&mut self, socket: &mut TcpStream, counters: &mut LoopCounters) -> Written {
+    fn write_output<S: Write>(&mut self, socket: &mut S, counters: &mut LoopCounters) -> Written {
         while self.written < self.output.len() {
             match socket.write(&self.output[self.written..]) {
                 Ok(0) => return Written::Failed,
