@@ -58,14 +58,13 @@ fn fan_out(c: &mut Criterion) {
         history: 1024,
         history_bytes: 1 << 20,
         max_pending: 1 << 20,
+        ..Retention::default()
     };
-    let mut topics = Topics::new(retention);
+    let mut topics = Topics::new(retention, 0);
     let mut subscribers: Vec<_> = (0..SUBSCRIBERS)
         .map(|key| {
-            (
-                topics.subscribe(key, &["news"], None, 0),
-                PendingBytes::None,
-            )
+            let (subscriber, _) = topics.subscribe(key, &["news"], None, 0).unwrap();
+            (subscriber, PendingBytes::None)
         })
         .collect();
     let mut touched = Vec::new();
@@ -93,7 +92,8 @@ fn fan_out(c: &mut Criterion) {
                         .unwrap();
                     delivered += flushed.events;
                 }
-                topics.trim(topic);
+                let tail = topics.tail_offset(topic);
+                topics.trim(topic, tail);
                 assert_eq!(delivered, SUBSCRIBERS as u64);
             },
             BatchSize::SmallInput,

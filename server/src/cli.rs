@@ -60,9 +60,25 @@ pub struct Cli {
     /// Origin allowed to subscribe and publish from a browser (repeatable), or `*`.
     #[arg(long = "cors-origin", env = "SSE_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// Most distinct topics kept; publishing to a new topic past it gets 503.
+    /// Most live topics (published to within --topic-ttl); a publish to a new topic past it
+    /// gets 503.
     #[arg(long, env = "SSE_MAX_TOPICS", default_value = "100000", value_parser = parse_count)]
     pub max_topics: usize,
+    /// A topic with neither subscribers nor events for this long is forgotten with its history.
+    #[arg(long, env = "SSE_TOPIC_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub topic_ttl: Duration,
+    /// Bytes of retained events over all topics (history, and what slow subscribers still
+    /// need); past it the oldest events of the least recently published topics go first.
+    #[arg(long, env = "SSE_HISTORY_MEMORY", default_value = "256MiB", value_parser = parse_size)]
+    pub history_memory: u64,
+    /// Kernel send buffer of each stream (SO_SNDBUF), bounding what a stuck subscriber pins in
+    /// the kernel; 0 keeps the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum).
+    #[arg(long, env = "SSE_SEND_BUFFER", default_value = "64KiB", value_parser = parse_size)]
+    pub send_buffer: u64,
+    /// While some event loop's oldest undelivered event is older than this, publishes wait
+    /// (then 503 after --header-timeout); 0 disables backpressure.
+    #[arg(long, env = "SSE_MAX_BACKLOG", default_value = "1s", value_parser = parse_duration)]
+    pub max_backlog: Duration,
 }
 
 impl Cli {
@@ -85,6 +101,10 @@ impl Cli {
             subscribe_token: self.subscribe_token,
             cors_origins: self.cors_origins,
             max_topics: self.max_topics,
+            topic_ttl: self.topic_ttl,
+            history_memory: self.history_memory,
+            send_buffer: self.send_buffer,
+            max_backlog: self.max_backlog,
         }
     }
 }

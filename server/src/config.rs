@@ -36,8 +36,17 @@ pub struct Config {
     pub subscribe_token: Option<String>,
     /// Origins allowed by CORS (`*` for any).
     pub cors_origins: Vec<String>,
-    /// Most distinct topics the server keeps.
+    /// Most live topics (published to within `topic_ttl`); a publish to a new topic past it
+    /// gets `503`.
     pub max_topics: usize,
+    /// A topic with neither subscribers nor events for this long is forgotten, history and all.
+    pub topic_ttl: Duration,
+    /// Bytes of retained events (history and what slow subscribers still need) over all topics.
+    pub history_memory: u64,
+    /// Send buffer of a streaming socket (`SO_SNDBUF`); 0 leaves the kernel's autotuning.
+    pub send_buffer: u64,
+    /// While a loop's fan-out backlog is longer than this, publishes wait; 0 disables.
+    pub max_backlog: Duration,
 }
 
 impl Default for Config {
@@ -59,6 +68,10 @@ impl Default for Config {
             subscribe_token: None,
             cors_origins: Vec::new(),
             max_topics: 100_000,
+            topic_ttl: Duration::from_secs(600),
+            history_memory: 256 << 20,
+            send_buffer: 64 << 10,
+            max_backlog: Duration::from_secs(1),
         }
     }
 }

@@ -8,10 +8,13 @@
 //! was empty; a loop that already has a wake-up pending takes every queued item at once.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::broker::{PublishError, Published};
 use crate::event::EventId;
+use crate::fanout::Topics;
 
 thread_local! {
     /// The feed of the event loop running on this thread (its address), if any.
@@ -52,10 +55,51 @@ impl Inbox {
     }
 }
 
-/// One event loop's queue of events and publish answers, and the waker of its poll.
+/// Figures one loop publishes for the others and for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LoopStats {
+    /// How long the loop's oldest event not yet through its fan-out pass has waited (µs).
+    backlog_us: AtomicU64,
+    /// Bytes of events the loop retains for replay and slow subscribers.
+    retained_bytes: AtomicU64,
+    /// Topics the loop knows.
+    topics: AtomicU64,
+    /// Events the loop dropped to keep within `--history-memory`.
+    evicted: AtomicU64,
+    /// Topics the loop forgot after `--topic-ttl`.
+    expired: AtomicU64,
+}
+
+impl LoopStats {
+    /// Records the loop's backlog.
+    pub fn set_backlog(&self, backlog: Duration) {
+        let micros = backlog.as_micros().min(u64::MAX as u128) as u64;
+        self.backlog_us.store(micros, Ordering::Relaxed);
+    }
+
+    /// The loop's backlog.
+    pub fn backlog(&self) -> Duration {
+        Duration::from_micros(self.backlog_us.load(Ordering::Relaxed))
+    }
+
+    /// Records what the loop's topic logs hold.
+    pub fn report_topics(&self, topics: &Topics) {
+        self.retained_bytes
+            .store(topics.retained_bytes(), Ordering::Relaxed);
+        self.topics.store(topics.len() as u64, Ordering::Relaxed);
+        let (evicted, expired) = topics.evicted_and_expired();
+        self.evicted.store(evicted, Ordering::Relaxed);
+        self.expired.store(expired, Ordering::Relaxed);
+    }
+}
+
+/// One event loop's queue of events and publish answers, the waker of its poll, and the
+/// figures it shares.
 pub struct LoopFeed {
     queue: Mutex<Inbox>,
     waker: mio::Waker,
+    /// What the loop reports about itself.
+    pub stats: LoopStats,
 }
 
 impl LoopFeed {
@@ -64,6 +108,7 @@ impl LoopFeed {
         LoopFeed {
             queue: Mutex::new(Inbox::default()),
             waker,
+            stats: LoopStats::default(),
         }
     }
 
@@ -152,6 +197,30 @@ impl Feeds {
     /// The loops' feeds.
     pub fn loops(&self) -> &[Arc<LoopFeed>] {
         &self.loops
+    }
+
+    /// The largest backlog of any loop.
+    pub fn max_backlog(&self) -> Duration {
+        self.loops
+            .iter()
+            .map(|feed| feed.stats.backlog())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Totals over the loops: (retained bytes of the fullest loop, topics of the loop knowing
+    /// most, events evicted, topics expired). Loops hold the same shared event buffers, so the
+    /// fullest loop is what the process holds.
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let mut totals = (0, 0, 0, 0);
+        for feed in self.loops.iter() {
+            let stats = &feed.stats;
+            totals.0 = totals.0.max(stats.retained_bytes.load(Ordering::Relaxed));
+            totals.1 = totals.1.max(stats.topics.load(Ordering::Relaxed));
+            totals.2 += stats.evicted.load(Ordering::Relaxed);
+            totals.3 += stats.expired.load(Ordering::Relaxed);
+        }
+        totals
     }
 }
 

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::feed::Feeds;
 use crate::sys;
 
 /// Statuses whose rejections are counted (anything else counts under 500).
@@ -33,6 +34,12 @@ pub struct Metrics {
     pub bytes_written: AtomicU64,
     /// Subscribers disconnected for falling too far behind.
     pub slow_consumer_disconnects: AtomicU64,
+    /// Replays that could not deliver every event after the client's id (told as a gap).
+    pub replay_gaps: AtomicU64,
+    /// Times publishing had to wait for the fan-out backlog to come down.
+    pub backpressure_waits: AtomicU64,
+    /// The history memory budget (`--history-memory`), shown beside what is retained.
+    pub history_memory_budget: AtomicU64,
     rejected: [AtomicU64; REJECTED_STATUSES.len()],
 }
 
@@ -77,7 +84,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub fn render(&self, feeds: &Feeds) -> String {
+        let (retained, loop_topics, evicted, expired) = feeds.totals();
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = write!(
@@ -134,6 +142,48 @@ impl Metrics {
             self.slow_consumer_disconnects.load(Relaxed),
         );
         metric(
+            "sse_replay_gaps_total",
+            "counter",
+            "Replays from Last-Event-ID that missed events no longer retained (told as event: gap).",
+            self.replay_gaps.load(Relaxed),
+        );
+        metric(
+            "sse_history_retained_bytes",
+            "gauge",
+            "Bytes of events retained for replay and slow subscribers (the fullest loop).",
+            retained,
+        );
+        metric(
+            "sse_history_memory_budget_bytes",
+            "gauge",
+            "The --history-memory budget for retained events.",
+            self.history_memory_budget.load(Relaxed),
+        );
+        metric(
+            "sse_history_evicted_events_total",
+            "counter",
+            "Events dropped to stay within --history-memory (summed over loops).",
+            evicted,
+        );
+        metric(
+            "sse_loop_topics",
+            "gauge",
+            "Topic logs held by the event loop holding most (live topics plus subscribed ones).",
+            loop_topics,
+        );
+        metric(
+            "sse_topics_expired_total",
+            "counter",
+            "Topic logs forgotten after --topic-ttl without events or subscribers (summed over loops).",
+            expired,
+        );
+        metric(
+            "sse_publish_backpressure_waits_total",
+            "counter",
+            "Publishes that waited because the fan-out backlog was over --max-backlog.",
+            self.backpressure_waits.load(Relaxed),
+        );
+        metric(
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size in bytes.",
@@ -144,6 +194,11 @@ impl Metrics {
             "gauge",
             "Number of open file descriptors.",
             sys::open_fds(),
+        );
+        let _ = write!(
+            out,
+            "# HELP sse_fanout_backlog_seconds Age of the oldest event not yet through its fan-out pass, in the loop furthest behind.\n# TYPE sse_fanout_backlog_seconds gauge\nsse_fanout_backlog_seconds {:.6}\n",
+            feeds.max_backlog().as_secs_f64()
         );
         out.push_str("# HELP sse_rejected_requests_total Requests refused, by status.\n");
         out.push_str("# TYPE sse_rejected_requests_total counter\n");
@@ -170,7 +225,7 @@ mod tests {
         metrics.count_rejected(404);
         metrics.count_rejected(999);
         metrics.topics.store(3, Relaxed);
-        let text = metrics.render();
+        let text = metrics.render(&Feeds::default());
         for name in [
             "sse_connections_open 0",
             "sse_connections_accepted_total 0",

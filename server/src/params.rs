@@ -20,6 +20,9 @@ pub struct Subscription {
     pub last_event_id: Option<EventId>,
     /// CORS header lines for the stream's response head.
     pub cors_headers: String,
+    /// The client asked (`gaps=1`) to be told in-band, with an `event: gap`, when a replay
+    /// cannot deliver every event after its id (the `Sse-Replay` header always says it).
+    pub gap_event: bool,
 }
 
 /// The `400`/`503` a refused publish is answered with.
@@ -29,6 +32,10 @@ pub fn publish_error(error: PublishError) -> HttpError {
         PublishError::Invalid(e) => HttpError::bad_request(e.reason()),
         PublishError::TooManyTopics => HttpError::new(503, "too many topics"),
         PublishError::Unavailable => HttpError::new(503, "publishing is unavailable"),
+        PublishError::Overloaded => HttpError::new(
+            503,
+            "the server is behind delivering events (--max-backlog); retry later",
+        ),
     }
 }
 
@@ -110,9 +117,13 @@ pub fn subscription(
         .or_else(|| form::values(query, "lastEventId").next())
         .or_else(|| form::values(body, "lastEventId").next())
         .and_then(|id| id.trim().parse().ok());
+    let gap_event = form::values(query, "gaps")
+        .chain(form::values(body, "gaps"))
+        .any(|value| matches!(value, "1" | "true" | "yes"));
     Ok(Subscription {
         topics,
         last_event_id,
         cors_headers,
+        gap_event,
     })
 }

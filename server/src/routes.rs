@@ -9,6 +9,7 @@ use crate::access::{Access, Permission};
 use crate::broker::PublishRequest;
 use crate::config::Config;
 use crate::demo;
+use crate::feed::Feeds;
 use crate::http::HttpError;
 use crate::http::form;
 use crate::http::request::{Method, RequestHead};
@@ -83,16 +84,19 @@ pub struct Router {
     pub config: Config,
     /// Counters (for `GET /metrics`, and for the loops to count into).
     pub metrics: Arc<Metrics>,
+    /// The loops' own figures, for `GET /metrics`.
+    feeds: Feeds,
     access: Access,
 }
 
 impl Router {
-    /// A router for `config`, showing `metrics`.
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Router {
+    /// A router for `config`, showing `metrics` and the figures of the loops behind `feeds`.
+    pub fn new(config: Config, metrics: Arc<Metrics>, feeds: Feeds) -> Router {
         Router {
             access: Access::new(&config),
             config,
             metrics,
+            feeds,
         }
     }
 
@@ -128,7 +132,7 @@ impl Router {
             ("/metrics", Method::Get | Method::Head) => Response::new(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(),
+                self.metrics.render(&self.feeds),
             ),
             ("/events", Method::Get) => {
                 let query = form::parse_pairs(head.query.as_bytes())?;

@@ -71,7 +71,7 @@ impl Server {
     /// Binds the listening socket and prepares the event loops (nothing runs until `run`),
     /// with the in-process broker.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let broker = Arc::new(LocalBroker::new(config.max_topics));
+        let broker = Arc::new(LocalBroker::new(config.max_topics, config.topic_ttl));
         Server::bind_with_broker(config, broker)
     }
 
@@ -110,8 +110,11 @@ impl Server {
         }
         let feeds = Feeds::new(loop_feeds.clone());
         let metrics = Arc::new(Metrics::default());
+        metrics
+            .history_memory_budget
+            .store(config.history_memory, std::sync::atomic::Ordering::Relaxed);
         broker.attach(feeds.clone(), metrics.clone());
-        let router = Arc::new(Router::new(config.clone(), metrics));
+        let router = Arc::new(Router::new(config.clone(), metrics, feeds.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut loops = Vec::with_capacity(threads);
         for (poll, feed) in polls.into_iter().zip(loop_feeds) {
@@ -122,6 +125,7 @@ impl Server {
                     poll,
                     listener,
                     feed,
+                    feeds.clone(),
                     router.clone(),
                     broker.clone(),
                     max_connections,

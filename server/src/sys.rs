@@ -56,6 +56,13 @@ pub fn tune_stream(socket: &impl AsRawFd) -> io::Result<()> {
     set_option(socket, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
+/// Caps a socket's send buffer (`SO_SNDBUF`; Linux doubles the value for its bookkeeping and
+/// stops autotuning it).
+pub fn set_send_buffer(socket: &impl AsRawFd, bytes: u64) -> io::Result<()> {
+    let bytes = bytes.min(i32::MAX as u64 / 2) as i32;
+    set_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes)
+}
+
 /// Sets the listen backlog (std's default is small for a connection storm).
 pub fn set_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen on an fd we own; calling it again on a listening socket updates the backlog.

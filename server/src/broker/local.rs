@@ -1,15 +1,22 @@
 //! The in-process broker: one lock orders every publish, assigns its id from the clock and
 //! delivers it to every loop before the publisher is answered, all on the publisher's thread.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Broker, PublishError, PublishReply, PublishRequest};
 use crate::event::EventId;
 use crate::feed::Feeds;
 use crate::metrics::Metrics;
+
+/// Microseconds since the Unix epoch now.
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
 
 /// Event ids: microseconds since the Unix epoch, bumped to stay strictly increasing. Because they
 /// follow the clock, ids keep increasing across a restart, so a browser that reconnects with an
@@ -22,40 +29,63 @@ pub struct IdClock {
 impl IdClock {
     /// The next id: the current time in microseconds, or one more than the last id.
     pub fn next_id(&mut self) -> EventId {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        self.last = now.max(self.last + 1);
+        self.last = now_micros().max(self.last + 1);
         self.last
     }
 }
 
 /// The in-process broker, the default: no set-up, one process.
+///
+/// It bounds the number of *live* topics: those published to within the topic TTL. A topic
+/// not published to for that long no longer counts (the loops forget its log once it has no
+/// subscribers either).
 pub struct LocalBroker {
     state: Mutex<BrokerState>,
     /// The loops and counters, set once by [`Broker::attach`].
     attached: OnceLock<(Feeds, Arc<Metrics>)>,
-    /// The newest id answered to a publisher.
+    /// The newest id answered to a publisher; at start, the clock (every id below it was
+    /// assigned before this broker existed).
     newest: AtomicU64,
     max_topics: usize,
+    topic_ttl: Duration,
+    started: Instant,
 }
 
 struct BrokerState {
     ids: IdClock,
-    topics: HashSet<Box<str>>,
+    /// Live topics and when each was last published to (ms since the broker started).
+    topics: HashMap<Box<str>, u64>,
+    /// When expired topics were last removed (ms since the broker started).
+    last_sweep_ms: u64,
+}
+
+impl BrokerState {
+    /// Removes topics not published to within `ttl_ms`.
+    fn sweep(&mut self, now_ms: u64, ttl_ms: u64) {
+        self.topics
+            .retain(|_, &mut last| now_ms.saturating_sub(last) < ttl_ms);
+        if self.topics.capacity() > 64 && self.topics.len() < self.topics.capacity() / 4 {
+            self.topics.shrink_to_fit();
+        }
+        self.last_sweep_ms = now_ms;
+    }
 }
 
 impl LocalBroker {
-    /// A broker keeping at most `max_topics` topics.
-    pub fn new(max_topics: usize) -> LocalBroker {
+    /// A broker keeping at most `max_topics` live topics, a topic staying live for
+    /// `topic_ttl` after its last publish.
+    pub fn new(max_topics: usize, topic_ttl: Duration) -> LocalBroker {
         LocalBroker {
             state: Mutex::new(BrokerState {
                 ids: IdClock::default(),
-                topics: HashSet::new(),
+                topics: HashMap::new(),
+                last_sweep_ms: 0,
             }),
             attached: OnceLock::new(),
-            newest: AtomicU64::new(0),
+            newest: AtomicU64::new(now_micros()),
             max_topics,
+            topic_ttl,
+            started: Instant::now(),
         }
     }
 
@@ -78,19 +108,33 @@ impl Broker for LocalBroker {
         let Some((feeds, metrics)) = self.attached.get() else {
             return reply.complete(Err(PublishError::Unavailable));
         };
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let ttl_ms = self.topic_ttl.as_millis().min(u64::MAX as u128) as u64;
         let result = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let new_topics = request
-                .topics()
-                .iter()
-                .filter(|t| !state.topics.contains(&***t))
-                .count();
-            if state.topics.len() + new_topics > self.max_topics {
+            if now_ms.saturating_sub(state.last_sweep_ms) >= (ttl_ms / 8).max(1) {
+                state.sweep(now_ms, ttl_ms);
+            }
+            let count_new = |state: &BrokerState| {
+                request
+                    .topics()
+                    .iter()
+                    .filter(|t| !state.topics.contains_key(&***t))
+                    .count()
+            };
+            if state.topics.len() + count_new(&state) > self.max_topics {
+                // Topics may have expired since the last sweep.
+                state.sweep(now_ms, ttl_ms);
+            }
+            if state.topics.len() + count_new(&state) > self.max_topics {
                 Err(PublishError::TooManyTopics)
             } else {
                 for topic in request.topics() {
-                    if !state.topics.contains(&**topic) {
-                        state.topics.insert(topic.clone());
+                    match state.topics.get_mut(&**topic) {
+                        Some(last) => *last = now_ms,
+                        None => {
+                            state.topics.insert(topic.clone(), now_ms);
+                        }
                     }
                 }
                 metrics
@@ -142,7 +186,7 @@ mod tests {
     /// Past `max_topics`, a publish to a new topic is refused; known topics still work.
     #[test]
     fn bounds_the_number_of_topics() {
-        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(2));
+        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(2, Duration::from_secs(600)));
         broker.attach(Feeds::new(Vec::new()), Arc::new(Metrics::default()));
         let publish = |topic: &str| {
             let request = PublishRequest::new(&[topic], None, "x").unwrap();
@@ -153,5 +197,25 @@ mod tests {
         assert_eq!(publish("c"), Err(PublishError::TooManyTopics));
         assert!(publish("a").is_ok());
         assert!(broker.newest_id() > first);
+    }
+
+    /// A topic not published to within the TTL stops counting, so new topics are accepted
+    /// again. (Guards against a topic set that only grows: 503 for every new topic forever.)
+    #[test]
+    fn topics_expire_after_the_ttl() {
+        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(2, Duration::from_millis(30)));
+        broker.attach(Feeds::new(Vec::new()), Arc::new(Metrics::default()));
+        let publish = |topic: &str| {
+            let request = PublishRequest::new(&[topic], None, "x").unwrap();
+            broker.publish_and_wait(request, Duration::from_secs(1))
+        };
+        assert!(publish("user1").is_ok());
+        assert!(publish("user2").is_ok());
+        assert_eq!(publish("user3"), Err(PublishError::TooManyTopics));
+        std::thread::sleep(Duration::from_millis(40));
+        for n in 3..100 {
+            assert!(publish(&format!("user{n}")).is_ok(), "user{n}");
+            std::thread::sleep(Duration::from_millis(16));
+        }
     }
 }

@@ -43,6 +43,9 @@ pub enum PublishError {
     /// Publishing would create more topics than the server keeps.
     #[error("too many topics")]
     TooManyTopics,
+    /// The fan-out is too far behind (`--max-backlog`) and the publish waited too long.
+    #[error("the fan-out backlog is over --max-backlog")]
+    Overloaded,
     /// The broker cannot take publishes now (a backplane is down, or the broker dropped the
     /// request without answering it).
     #[error("publishing is unavailable")]

@@ -1,20 +1,22 @@
 //! Delivery: taking what the broker fed this loop, fan-out passes over each touched topic's
-//! subscribers, streams' writes, and heartbeats on idle streams.
+//! subscribers (`passes.rs` decides the order), streams' writes, and heartbeats on idle streams.
 //!
-//! A pass visits at most [`PASS_BUDGET`] subscribers before the loop polls again, so requests
+//! The passes visit at most [`PASS_BUDGET`] subscribers before the loop polls again, so requests
 //! (publishes above all) are served while a pass over thousands of subscribers is under way;
 //! events that arrive meanwhile join the same writes, so under load each write carries several
 //! events. Subscribers that fell too far behind are disconnected, and a topic's log is trimmed
-//! only at the end of a pass, when every subscriber has been checked.
+//! only at the end of a round, when every subscriber has been checked.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::EventLoop;
 use crate::connection::{Connection, State, Stream};
-use crate::fanout::{PendingBytes, Topics};
+use crate::fanout::{PendingBytes, Replay, Topics};
 use crate::metrics::LoopCounters;
 use crate::params::Subscription;
+use crate::sys;
 
 /// Subscribers a fan-out pass visits before the loop looks at its sockets again (about 1 ms of
 /// writes on this machine).
@@ -22,16 +24,6 @@ pub const PASS_BUDGET: usize = 128;
 
 /// The comment written on idle streams.
 const HEARTBEAT: &[u8] = b": keep-alive\n\n";
-
-/// A fan-out pass over one topic's subscribers.
-pub(super) struct Pass {
-    /// The topic.
-    topic: usize,
-    /// The next subscriber slot to visit.
-    next_slot: usize,
-    /// Events arrived after the pass began: visit everyone again once it ends.
-    again: bool,
-}
 
 /// How a stream stands after a write attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,16 +47,10 @@ impl EventLoop {
             for published in inbox.events.drain(..) {
                 self.topics.append(&published, &mut self.touched);
             }
+            let now = Instant::now();
             for &topic in &self.touched {
-                match self.passes.iter_mut().find(|pass| pass.topic == topic) {
-                    // Subscribers already visited in this pass must be visited again.
-                    Some(pass) => pass.again |= pass.next_slot > 0,
-                    None => self.passes.push(Pass {
-                        topic,
-                        next_slot: 0,
-                        again: false,
-                    }),
-                }
+                self.passes
+                    .schedule(topic, self.topics.tail_offset(topic), now);
             }
         }
         for completion in inbox.completions.drain(..) {
@@ -77,7 +63,21 @@ impl EventLoop {
     /// Turns an exchange into an event stream: response head, preamble, then events (a replay
     /// first when the client sent `Last-Event-ID`). False: close the connection now.
     pub(super) fn start_stream(&mut self, key: usize, subscription: Subscription) -> bool {
-        let State::Exchanging(exchange) = &mut self.connections[key].state else {
+        let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
+        // Replay and live join by id: the subscriber takes only ids above the one it has, or
+        // above the broker's newest, whatever this loop has received so far.
+        let subscribed = self.topics.subscribe(
+            key,
+            &names,
+            subscription.last_event_id,
+            self.broker.newest_id(),
+        );
+        let Ok((subscriber, replay)) = subscribed else {
+            // The router allows no more topics than a subscriber may have.
+            return false;
+        };
+        let State::Exchanging(exchange) = &self.connections[key].state else {
+            self.topics.unsubscribe(&subscriber);
             return true;
         };
         let mut head = Vec::with_capacity(256);
@@ -86,18 +86,32 @@ impl EventLoop {
         head.extend_from_slice(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
         );
+        match replay {
+            Replay::Live => {}
+            Replay::Complete => head.extend_from_slice(b"Sse-Replay: complete\r\n"),
+            Replay::Gap => head.extend_from_slice(b"Sse-Replay: gap\r\n"),
+        }
         head.extend_from_slice(subscription.cors_headers.as_bytes());
         head.extend_from_slice(b"\r\n");
         head.extend_from_slice(&self.preamble);
-        let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
-        // Replay and live join by id: the subscriber takes only ids above the one it has, or
-        // above the broker's newest, whatever this loop has received so far.
-        let subscriber = self.topics.subscribe(
-            key,
-            &names,
-            subscription.last_event_id,
-            self.broker.newest_id(),
-        );
+        if replay == Replay::Gap {
+            if subscription.gap_event {
+                // Told in-band when asked: a named event (`EventSource` listeners for "gap"
+                // see it, `onmessage` does not), without an id, so the client's last id stays
+                // its own.
+                let after = subscription.last_event_id.unwrap_or_default();
+                head.extend_from_slice(format!("event: gap\ndata: {after}\n\n").as_bytes());
+            }
+            self.metrics().replay_gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.router.config.send_buffer > 0 {
+            // Bounds the kernel memory a stuck subscriber can pin (autotuning grows it to
+            // `tcp_wmem`'s maximum otherwise).
+            let _ = sys::set_send_buffer(
+                &self.connections[key].socket,
+                self.router.config.send_buffer,
+            );
+        }
         let now = self.now_ms();
         self.connections[key].state = State::Streaming(Stream {
             subscriber,
@@ -154,53 +168,38 @@ impl EventLoop {
     }
 
     /// Continues the fan-out passes for up to `budget` subscribers; true when work remains.
-    pub(super) fn advance_passes(&mut self, mut budget: usize) -> bool {
+    pub(super) fn advance_passes(&mut self, budget: usize) -> bool {
         if self.passes.is_empty() {
             return false;
         }
         let now = self.now_ms();
-        let mut index = 0;
-        while index < self.passes.len() && budget > 0 {
-            let pass = &mut self.passes[index];
-            let end = self.topics.slot_end(pass.topic);
-            while pass.next_slot < end && budget > 0 {
-                let slot = pass.next_slot;
-                pass.next_slot += 1;
-                let Some(key) = self.topics.subscriber_at(pass.topic, slot) else {
-                    continue;
-                };
-                budget -= 1;
-                let Some(connection) = self.connections.get_mut(key) else {
-                    continue;
-                };
-                let health = write_stream(connection, &self.topics, &mut self.counters, now);
-                if health != StreamHealth::Open {
-                    if health == StreamHealth::Lagging {
-                        self.router
-                            .metrics
-                            .slow_consumer_disconnects
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.to_close.push(key);
+        let mut rounds = std::mem::take(&mut self.rounds_done);
+        let connections = &mut self.connections;
+        let topics = &self.topics;
+        let counters = &mut self.counters;
+        let to_close = &mut self.to_close;
+        let metrics = &self.router.metrics;
+        self.passes.advance(budget, topics, &mut rounds, |key| {
+            let Some(connection) = connections.get_mut(key) else {
+                return;
+            };
+            match write_stream(connection, topics, counters, now) {
+                StreamHealth::Open => {}
+                StreamHealth::Lagging => {
+                    metrics
+                        .slow_consumer_disconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    to_close.push(key);
                 }
+                StreamHealth::Broken => to_close.push(key),
             }
-            if pass.next_slot < end {
-                break;
-            }
-            // Every subscriber has been visited (and checked for lag) since the pass began.
-            self.to_trim.push(pass.topic);
-            if pass.again {
-                pass.again = false;
-                pass.next_slot = 0;
-                index += 1;
-            } else {
-                self.passes.swap_remove(index);
-            }
-        }
+        });
         self.close_pending();
-        for topic in self.to_trim.drain(..) {
-            self.topics.trim(topic);
+        // Every subscriber has been visited (and checked for lag) since these rounds began.
+        for round in rounds.drain(..) {
+            self.topics.trim(round.topic, round.tail);
         }
+        self.rounds_done = rounds;
         !self.passes.is_empty()
     }
 
@@ -243,9 +242,9 @@ fn write_stream(
     let State::Streaming(stream) = &mut connection.state else {
         return StreamHealth::Open;
     };
-    // Checked before writing too: a lagging subscriber's cursor may point at an event already
-    // trimmed from the log, and nothing may be written from such a cursor.
-    if stream.subscriber.is_lagging(topics) {
+    // Checked before writing: a cursor may point at an event already dropped from the log, and
+    // nothing may be written from such a cursor.
+    if stream.subscriber.has_lost_events(topics) {
         return StreamHealth::Lagging;
     }
     if !stream.blocked {
@@ -265,7 +264,9 @@ fn write_stream(
         }
         stream.blocked = flushed.blocked;
     }
-    if stream.subscriber.is_lagging(topics) {
+    // Lag counts only while the socket is full: a subscriber whose kernel buffer still takes
+    // bytes is not slow, however much a burst left it to write.
+    if stream.subscriber.is_lagging(topics, stream.blocked) {
         return StreamHealth::Lagging;
     }
     StreamHealth::Open

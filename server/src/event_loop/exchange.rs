@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{EventLoop, LINGER};
-use crate::broker::{PublishError, PublishReply, PublishRequest};
+use crate::broker::{PublishError, PublishRequest};
 use crate::connection::State;
 use crate::event::EventId;
 use crate::feed::Ticket;
@@ -428,8 +428,7 @@ impl EventLoop {
             Outcome::Linger => self.start_lingering(key),
             Outcome::Stream(subscription) => self.start_stream(key, subscription),
             Outcome::Publish(request, serial) => {
-                let reply = PublishReply::to_loop(self.feed.clone(), Ticket { key, serial });
-                self.broker.publish(request, reply);
+                self.publish(Ticket { key, serial }, request);
                 true
             }
         }

@@ -14,12 +14,16 @@
 //! - [`accept`]: accepting, the connection limit and its `503`, pausing at the fd limit.
 //! - [`exchange`]: the request/response driver and what the loop does with its outcomes.
 //! - [`delivery`]: the feed, fan-out passes, stream writes, heartbeats.
+//! - [`passes`]: the order of fan-out visits, fair between topics; the loop's backlog.
+//! - [`backpressure`]: publishes wait while any loop's backlog is over `--max-backlog`.
 //! - [`drain`]: graceful shutdown.
 
 mod accept;
+mod backpressure;
 mod delivery;
 mod drain;
 pub mod exchange;
+mod passes;
 
 use std::io;
 use std::sync::Arc;
@@ -35,7 +39,7 @@ pub use delivery::PASS_BUDGET;
 use crate::broker::Broker;
 use crate::connection::{Connection, State};
 use crate::fanout::{Retention, Topics};
-use crate::feed::{Inbox, LoopFeed};
+use crate::feed::{Feeds, Inbox, LoopFeed};
 use crate::metrics::{LoopCounters, Metrics};
 use crate::routes::Router;
 use crate::sys;
@@ -72,10 +76,14 @@ pub struct EventLoop {
     touched: Vec<usize>,
     /// Connections to close once the current pass over subscribers is done.
     to_close: Vec<usize>,
-    /// Fan-out passes under way, one per topic at most.
-    passes: Vec<delivery::Pass>,
-    /// Topics whose pass just completed, to trim once laggards are closed.
-    to_trim: Vec<usize>,
+    /// Fan-out passes under way, one per topic at most, taking turns.
+    passes: passes::Passes,
+    /// Rounds of passes that just completed, to trim once laggards are closed.
+    rounds_done: Vec<passes::RoundDone>,
+    /// Every loop's feed, to see their backlogs before publishing.
+    feeds: Feeds,
+    /// Publishes waiting for the backlog to come down.
+    parked: backpressure::Parked,
     /// The one read buffer of this loop: requests are parsed from it, and only the unparsed
     /// rest of a request that arrived in pieces is copied to its connection.
     read_buffer: Box<[u8]>,
@@ -92,10 +100,12 @@ pub struct EventLoop {
 impl EventLoop {
     /// A loop serving `listener`, fed through `feed` (whose waker must belong to `poll`),
     /// publishing through `broker`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         poll: Poll,
         mut listener: TcpListener,
         feed: Arc<LoopFeed>,
+        feeds: Feeds,
         router: Arc<Router>,
         broker: Arc<dyn Broker>,
         max_connections: u64,
@@ -108,6 +118,8 @@ impl EventLoop {
             history: config.history,
             history_bytes: config.history_bytes,
             max_pending: config.max_pending,
+            memory: config.history_memory,
+            topic_ttl_ms: config.topic_ttl.as_millis().min(u64::MAX as u128) as u64,
         };
         let preamble = format!("retry: {}\n: stream open\n\n", config.retry.as_millis());
         Ok(EventLoop {
@@ -115,15 +127,17 @@ impl EventLoop {
             listener: Some(listener),
             accept_paused: false,
             connections: Slab::new(),
-            topics: Topics::new(retention),
+            topics: Topics::new(retention, broker.newest_id()),
             router,
             broker,
             feed,
             inbox: Inbox::default(),
             touched: Vec::new(),
             to_close: Vec::new(),
-            passes: Vec::new(),
-            to_trim: Vec::new(),
+            passes: passes::Passes::default(),
+            rounds_done: Vec::new(),
+            feeds,
+            parked: backpressure::Parked::default(),
             read_buffer: vec![0; READ_BUFFER].into_boxed_slice(),
             counters: LoopCounters::default(),
             next_serial: 0,
@@ -173,10 +187,15 @@ impl EventLoop {
                     }
                 }
             }
+            self.topics
+                .set_now(self.started.elapsed().as_millis() as u64);
             // Publishes answered on this thread queue their answers (and, from the in-process
             // broker, their events) in this loop's own feed without a wake-up.
             self.take_feed();
-            busy = self.advance_passes(PASS_BUDGET) || self.feed.has_pending();
+            busy = self.advance_passes(PASS_BUDGET);
+            self.report_backlog();
+            self.release_parked();
+            busy |= self.feed.has_pending();
             if last_tick.elapsed() >= tick || drain.is_some() {
                 last_tick = Instant::now();
                 self.on_tick();
@@ -203,6 +222,7 @@ impl EventLoop {
         self.stop.load(Ordering::Relaxed) || sys::terminate_requested()
     }
 
+    /// Loop time in ms, wrapping after 49 days (compared with `wrapping_sub` only).
     fn now_ms(&self) -> u32 {
         self.started.elapsed().as_millis() as u32
     }
@@ -251,9 +271,13 @@ impl EventLoop {
         self.to_close = to_close;
     }
 
-    /// Timers: request deadlines, lingering deadlines, heartbeats, paused accepts.
+    /// Timers: request deadlines, lingering deadlines, heartbeats, paused accepts, publishes
+    /// parked too long, idle topics.
     fn on_tick(&mut self) {
         self.resume_accepting();
+        self.expire_parked();
+        self.topics.sweep();
+        self.feed.stats.report_topics(&self.topics);
         let now = Instant::now();
         let mut timed_out = Vec::new();
         for (key, connection) in self.connections.iter() {

@@ -1,39 +1,58 @@
 //! Fan-out: each loop's topic logs and its subscribers' cursors into them.
 //!
-//! Every event loop keeps a [`TopicLog`] per topic: a queue of [`EncodedEvent`]s (shared wire
-//! bytes, never copied) with running byte offsets. A [`Subscriber`] holds only a cursor per topic
-//! (the sequence number of its next event there) and how much of its first pending event it has
-//! written. Delivering is a vectored write straight from the shared buffers, starting at the
-//! cursor; nothing is copied or allocated per subscriber.
+//! Every event loop keeps a [`TopicLog`] per topic (`log.rs`): a queue of
+//! [`EncodedEvent`](crate::event::EncodedEvent)s
+//! (shared wire bytes, never copied) with running byte offsets. A [`Subscriber`]
+//! (`subscriber.rs`) holds only a cursor per topic (the sequence number of its next event there)
+//! and how much of its first pending event it has written. Delivering is a vectored write
+//! straight from the shared buffers, starting at the cursor; nothing is copied or allocated per
+//! subscriber.
 //!
 //! The same log serves replay: it keeps the last `history` events (and at most `history_bytes`),
 //! and a subscriber that reconnects with `Last-Event-ID` starts its cursor just after that id.
+//! When events after that id are no longer retained, the subscription says so ([`Replay::Gap`]).
 //!
 //! Replay and live delivery join by an id rule: a subscriber takes only ids above the newest one
 //! it has (its `Last-Event-ID`, or the broker's newest id when it connected without one). Events
 //! that reach a loop late (a backplane delivers after it answered the publisher) are appended
 //! behind the cursor of a subscriber that already has them, and skipped: no duplicate, no gap.
 //!
-//! Slow consumers: a log also keeps older events while some subscriber still needs them, but only
-//! up to `max_pending` bytes behind the newest event. A subscriber whose next event is older than
-//! both the history window and `max_pending` is *lagging*: the loop disconnects it, and that
-//! event may then be dropped from the log. So a slow subscriber costs no memory of its own, and a
-//! stuck one never holds up the others: they write from the same buffers at their own cursors.
+//! Slow consumers: a subscriber whose socket is full and which is more than `max_pending` bytes
+//! behind the newest event published since it connected is *lagging*: the loop disconnects it.
+//! A log keeps events outside the history window only while they are within `max_pending` of
+//! the tail as it was when the last pass over the subscribers began, so a subscriber that keeps
+//! up is never cut off for the time a pass takes. A slow subscriber costs no memory of its own,
+//! and a stuck one never holds up the others: they write from the same buffers.
+//!
+//! Bounds over all topics: every retained event counts against `memory` (past it, the oldest
+//! events of the least recently published topics go first), and a topic that has had neither
+//! events nor subscribers for `topic_ttl_ms` is forgotten with its history ([`Topics::sweep`]).
 
+mod log;
 mod subscriber;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use slab::Slab;
 
+use log::NO_TOPIC;
+pub use log::{Replay, TopicLog};
 use subscriber::Cursor;
 pub use subscriber::{Flushed, PendingBytes, Subscriber};
 
 use crate::broker::Published;
-use crate::event::{EncodedEvent, EventId};
+use crate::event::EventId;
 
 /// Most topics one subscription may name.
 pub const MAX_TOPICS_PER_SUBSCRIBER: usize = 16;
+
+/// What a retained event costs beyond its wire bytes: its log entry and the shared buffer's
+/// header (counted against the memory budget, so the budget is what the process really holds).
+const ENTRY_OVERHEAD: u64 = 48;
+
+/// Topic slots looked at per [`Topics::sweep`] call, so forgetting idle topics never stalls a
+/// loop however many topics it knows.
+const SWEEP_SLOTS: usize = 4096;
 
 /// How long a log is kept, and how far a subscriber may fall behind.
 #[derive(Debug, Clone, Copy)]
@@ -42,112 +61,30 @@ pub struct Retention {
     pub history: usize,
     /// Bytes kept per topic for replay.
     pub history_bytes: u64,
-    /// Bytes a subscriber may fall behind the newest event (beyond the history window).
+    /// Bytes a subscriber may fall behind the newest event before it is disconnected.
     pub max_pending: u64,
+    /// Bytes of retained events over all topics (wire bytes plus bookkeeping).
+    pub memory: u64,
+    /// A topic with neither events nor subscribers for this long is forgotten (ms).
+    pub topic_ttl_ms: u64,
 }
 
-/// One event in a topic log.
-#[derive(Debug)]
-struct LogEntry {
-    event: EncodedEvent,
-    /// Bytes of the topic's stream up to and including this event.
-    end_offset: u64,
-}
-
-impl LogEntry {
-    fn start_offset(&self) -> u64 {
-        self.end_offset - self.event.len() as u64
-    }
-}
-
-/// One topic's events, as seen by one event loop, and who subscribes to it there.
-#[derive(Debug)]
-pub struct TopicLog {
-    name: Box<str>,
-    entries: VecDeque<LogEntry>,
-    /// Sequence number of `entries[0]`; sequence numbers count every event ever appended.
-    first_seq: u64,
-    /// Bytes of every event ever appended to this topic (the stream's end offset).
-    tail_offset: u64,
-    /// Connection keys of this loop's subscribers, so an event wakes exactly them.
-    subscribers: Slab<usize>,
-}
-
-impl TopicLog {
-    fn new(name: Box<str>) -> TopicLog {
-        TopicLog {
-            name,
-            entries: VecDeque::new(),
-            first_seq: 0,
-            tail_offset: 0,
-            subscribers: Slab::new(),
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            history: 1024,
+            history_bytes: 1 << 20,
+            max_pending: 1 << 20,
+            memory: 256 << 20,
+            topic_ttl_ms: 600_000,
         }
     }
-
-    /// Sequence number the next appended event will get.
-    fn end_seq(&self) -> u64 {
-        self.first_seq + self.entries.len() as u64
-    }
-
-    fn get(&self, seq: u64) -> Option<&LogEntry> {
-        let index = seq.checked_sub(self.first_seq)?;
-        self.entries.get(index as usize)
-    }
-
-    /// Byte offset in the stream where event `seq` starts (the tail for the next event).
-    fn start_offset(&self, seq: u64) -> u64 {
-        self.get(seq)
-            .map_or(self.tail_offset, LogEntry::start_offset)
-    }
-
-    fn append(&mut self, event: &EncodedEvent) {
-        self.tail_offset += event.len() as u64;
-        self.entries.push_back(LogEntry {
-            event: event.clone(),
-            end_offset: self.tail_offset,
-        });
-    }
-
-    /// Whether event `seq` may be dropped: it is outside the history window and more than
-    /// `max_pending` bytes behind the newest event.
-    fn is_droppable(&self, seq: u64, retention: &Retention) -> bool {
-        let Some(entry) = self.get(seq) else {
-            // Already dropped (or not yet appended, which never counts as behind).
-            return seq < self.first_seq;
-        };
-        let newer_events = self.end_seq() - seq;
-        let outside_history = newer_events > retention.history as u64
-            || self.tail_offset - entry.start_offset() > retention.history_bytes;
-        outside_history && entry.end_offset + retention.max_pending <= self.tail_offset
-    }
-
-    /// Drops the events no subscriber may still need (see the module docs).
-    fn trim(&mut self, retention: &Retention) {
-        while !self.entries.is_empty() && self.is_droppable(self.first_seq, retention) {
-            self.entries.pop_front();
-            self.first_seq += 1;
-        }
-    }
-
-    /// First sequence number of the history window: the last `history` events, at most
-    /// `history_bytes` of them. (The log may hold older events for lagging subscribers; those
-    /// are not replayed.)
-    fn history_start(&self, retention: &Retention) -> u64 {
-        let by_count = self.end_seq() - (self.entries.len() as u64).min(retention.history as u64);
-        let oldest_offset = self.tail_offset.saturating_sub(retention.history_bytes);
-        let by_bytes = self.first_seq
-            + self
-                .entries
-                .partition_point(|e| e.start_offset() < oldest_offset) as u64;
-        by_count.max(by_bytes)
-    }
-
-    /// First sequence number, within the history window, whose event id is larger than `id`.
-    fn replay_start(&self, id: EventId, retention: &Retention) -> u64 {
-        let after = self.first_seq + self.entries.partition_point(|e| e.event.id <= id) as u64;
-        after.max(self.history_start(retention))
-    }
 }
+
+/// A subscription names more topics than [`MAX_TOPICS_PER_SUBSCRIBER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("at most 16 topics per subscription")]
+pub struct TooManyTopics;
 
 /// All topic logs of one event loop.
 #[derive(Debug)]
@@ -155,15 +92,41 @@ pub struct Topics {
     logs: Slab<TopicLog>,
     by_name: HashMap<Box<str>, usize>,
     retention: Retention,
+    /// Bytes of retained events, counted as for [`Retention::memory`].
+    retained_bytes: u64,
+    /// Topics holding events, least recently appended first (keys into `logs`).
+    lru_head: u32,
+    lru_tail: u32,
+    /// What this loop cannot vouch for: ids up to this one may belong to events it never saw
+    /// (from before it started) or has forgotten with their topic. A new log starts with this
+    /// as its floor.
+    unknown_through: EventId,
+    /// The loop's clock (ms), set by the loop; stamps appends and departures for the TTL.
+    now_ms: u64,
+    /// Where the next [`Topics::sweep`] looks.
+    sweep_cursor: usize,
+    /// Events dropped to keep within the memory budget.
+    evicted: u64,
+    /// Topics forgotten after the TTL.
+    expired: u64,
 }
 
 impl Topics {
-    /// Empty logs that keep events as `retention` says.
-    pub fn new(retention: Retention) -> Topics {
+    /// Empty logs that keep events as `retention` says. `known_from`: ids up to this one were
+    /// assigned before this loop existed (the broker's newest id at start).
+    pub fn new(retention: Retention, known_from: EventId) -> Topics {
         Topics {
             logs: Slab::new(),
             by_name: HashMap::new(),
             retention,
+            retained_bytes: 0,
+            lru_head: NO_TOPIC,
+            lru_tail: NO_TOPIC,
+            unknown_through: known_from,
+            now_ms: 0,
+            sweep_cursor: 0,
+            evicted: 0,
+            expired: 0,
         }
     }
 
@@ -177,23 +140,102 @@ impl Topics {
         self.logs.is_empty()
     }
 
+    /// Bytes of retained events (wire bytes plus bookkeeping).
+    pub fn retained_bytes(&self) -> u64 {
+        self.retained_bytes
+    }
+
+    /// Events dropped to stay within the memory budget, and topics forgotten after the TTL.
+    pub fn evicted_and_expired(&self) -> (u64, u64) {
+        (self.evicted, self.expired)
+    }
+
+    /// Sets the loop's clock (ms since the loop started).
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
     fn topic_key(&mut self, name: &str) -> usize {
         if let Some(&key) = self.by_name.get(name) {
             return key;
         }
-        let key = self.logs.insert(TopicLog::new(name.into()));
+        let log = TopicLog::new(name.into(), self.unknown_through, self.now_ms);
+        let key = self.logs.insert(log);
         self.by_name.insert(name.into(), key);
         key
     }
 
-    /// Appends a published event to each of its topics, noting each topic in `touched` once.
+    /// Appends a published event to each of its topics, noting each topic in `touched` once;
+    /// then keeps within the memory budget.
     pub fn append(&mut self, published: &Published, touched: &mut Vec<usize>) {
+        let cost = published.event.len() as u64 + ENTRY_OVERHEAD;
         for name in &published.topics {
             let key = self.topic_key(name);
-            self.logs[key].append(&published.event);
+            let log = &mut self.logs[key];
+            let was_empty = log.entries.is_empty();
+            log.append(&published.event, self.now_ms);
+            self.retained_bytes += cost;
+            if !was_empty {
+                self.lru_unlink(key);
+            }
+            self.lru_push_back(key);
             if !touched.contains(&key) {
                 touched.push(key);
             }
+        }
+        while self.retained_bytes > self.retention.memory && self.lru_head != NO_TOPIC {
+            let key = self.lru_head as usize;
+            self.drop_oldest(key);
+            self.evicted += 1;
+        }
+    }
+
+    /// Drops topic `key`'s oldest event, keeping the byte count and the list of topics holding
+    /// events right.
+    fn drop_oldest(&mut self, key: usize) {
+        let log = &mut self.logs[key];
+        if let Some(len) = log.pop_oldest() {
+            self.retained_bytes -= len as u64 + ENTRY_OVERHEAD;
+        }
+        if log.entries.is_empty() {
+            self.lru_unlink(key);
+        }
+    }
+
+    fn lru_push_back(&mut self, key: usize) {
+        let tail = self.lru_tail;
+        let log = &mut self.logs[key];
+        log.lru_prev = tail;
+        log.lru_next = NO_TOPIC;
+        if tail == NO_TOPIC {
+            self.lru_head = key as u32;
+        } else {
+            self.logs[tail as usize].lru_next = key as u32;
+        }
+        self.lru_tail = key as u32;
+    }
+
+    fn lru_unlink(&mut self, key: usize) {
+        let (prev, next) = {
+            let log = &mut self.logs[key];
+            let links = (log.lru_prev, log.lru_next);
+            log.lru_prev = NO_TOPIC;
+            log.lru_next = NO_TOPIC;
+            links
+        };
+        if prev == NO_TOPIC {
+            if self.lru_head == key as u32 {
+                self.lru_head = next;
+            }
+        } else {
+            self.logs[prev as usize].lru_next = next;
+        }
+        if next == NO_TOPIC {
+            if self.lru_tail == key as u32 {
+                self.lru_tail = prev;
+            }
+        } else {
+            self.logs[next as usize].lru_prev = prev;
         }
     }
 
@@ -215,35 +257,60 @@ impl Topics {
         self.logs.get(key)?.subscribers.get(slot).copied()
     }
 
-    /// Drops what topic `key` no longer needs. Call once every subscriber has been checked for
-    /// lag against the log's tail (see the module docs); a subscriber left behind is lagging.
-    pub fn trim(&mut self, key: usize) {
+    /// Topic `key`'s tail offset now (0 if there is no such topic): a pass records it when it
+    /// begins, and trims against it when it ends.
+    pub fn tail_offset(&self, key: usize) -> u64 {
+        self.logs.get(key).map_or(0, |log| log.tail_offset)
+    }
+
+    /// Drops what topic `key` no longer needs: events outside the history window that are more
+    /// than `max_pending` behind `pass_tail`, the tail when the pass that just visited every
+    /// subscriber began (see the module docs).
+    pub fn trim(&mut self, key: usize, pass_tail: u64) {
         let retention = self.retention;
-        if let Some(log) = self.logs.get_mut(key) {
-            log.trim(&retention);
+        while self
+            .logs
+            .get(key)
+            .is_some_and(|log| log.oldest_is_droppable(&retention, pass_tail))
+        {
+            self.drop_oldest(key);
         }
     }
 
     /// Subscribes connection `conn` to `names`. With `last_event_id`, the subscriber starts with
-    /// every retained event of those topics whose id is larger; without it, at the next event.
-    /// Either way it takes only events with ids above `last_event_id` (or above `newest_id`, the
-    /// broker's newest acknowledged id, when there is none or it is larger: a client's id from
-    /// the future must not silence the stream).
+    /// every retained event of those topics whose id is larger (and is told whether that is all
+    /// of them); without it, at the next event. Either way it takes only events with ids above
+    /// `last_event_id` (or above `newest_id`, the broker's newest acknowledged id, when there is
+    /// none or it is larger: a client's id from the future must not silence the stream).
     pub fn subscribe(
         &mut self,
         conn: usize,
         names: &[&str],
         last_event_id: Option<EventId>,
         newest_id: EventId,
-    ) -> Subscriber {
+    ) -> Result<(Subscriber, Replay), TooManyTopics> {
+        if names.len() > MAX_TOPICS_PER_SUBSCRIBER {
+            return Err(TooManyTopics);
+        }
         let retention = self.retention;
+        let mut replay = if last_event_id.is_some() {
+            Replay::Complete
+        } else {
+            Replay::Live
+        };
         let cursors = names
             .iter()
             .map(|name| {
                 let topic = self.topic_key(name);
                 let log = &mut self.logs[topic];
                 let next_seq = match last_event_id {
-                    Some(id) => log.replay_start(id, &retention),
+                    Some(id) => {
+                        let (start, topic_replay) = log.replay_from(id, &retention);
+                        if topic_replay == Replay::Gap {
+                            replay = Replay::Gap;
+                        }
+                        start
+                    }
                     None => log.end_seq(),
                 };
                 let slot = log.subscribers.insert(conn);
@@ -251,11 +318,12 @@ impl Topics {
                     topic: topic as u32,
                     slot: slot as u32,
                     next_seq,
+                    live_from: log.tail_offset,
                 }
             })
             .collect();
         let delivered_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
-        Subscriber::new(cursors, delivered_through)
+        Ok((Subscriber::new(cursors, delivered_through), replay))
     }
 
     /// Removes a subscriber, and any topic left with neither subscribers nor events.
@@ -264,178 +332,58 @@ impl Topics {
             let key = cursor.topic as usize;
             let log = &mut self.logs[key];
             log.subscribers.remove(cursor.slot as usize);
+            log.idle_since_ms = self.now_ms;
             if log.subscribers.is_empty() && log.entries.is_empty() {
-                let log = self.logs.remove(key);
-                self.by_name.remove(&log.name);
+                self.forget(key);
             }
         }
+    }
+
+    /// Forgets topic `key` and its events; ids up to its newest can no longer be vouched for.
+    fn forget(&mut self, key: usize) {
+        while !self.logs[key].entries.is_empty() {
+            self.drop_oldest(key);
+        }
+        let log = self.logs.remove(key);
+        self.unknown_through = self.unknown_through.max(log.last_id());
+        self.by_name.remove(&log.name);
+        // Give memory back after a wave of topics has gone (a map only ever grows otherwise).
+        if self.by_name.capacity() > 64 && self.by_name.len() < self.by_name.capacity() / 4 {
+            self.by_name.shrink_to_fit();
+        }
+    }
+
+    /// Forgets topics that have had neither events nor subscribers for the topic TTL, looking
+    /// at a bounded number of topic slots per call (call it every tick).
+    pub fn sweep(&mut self) {
+        let slots = self.logs.capacity();
+        if slots == 0 {
+            return;
+        }
+        let ttl = self.retention.topic_ttl_ms;
+        for _ in 0..SWEEP_SLOTS.min(slots) {
+            let key = self.sweep_cursor % slots;
+            self.sweep_cursor = key + 1;
+            let expired = self.logs.get(key).is_some_and(|log| {
+                log.subscribers.is_empty() && self.now_ms.saturating_sub(log.idle_since_ms) >= ttl
+            });
+            if expired {
+                self.forget(key);
+                self.expired += 1;
+            }
+        }
+        if self.logs.is_empty() && self.logs.capacity() > 1024 {
+            // Every topic is gone: return the slab's memory too.
+            self.logs = Slab::new();
+            self.sweep_cursor = 0;
+        }
+    }
+
+    /// The retention settings.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    const RETENTION: Retention = Retention {
-        history: 4,
-        history_bytes: 1 << 20,
-        max_pending: 1 << 20,
-    };
-
-    fn publish(topics: &mut Topics, id: EventId, names: &[&str], data: &str) -> Vec<usize> {
-        let published = Arc::new(Published {
-            topics: names.iter().map(|n| Box::from(*n)).collect(),
-            event: EncodedEvent::encode(id, None, data),
-        });
-        let mut touched = Vec::new();
-        topics.append(&published, &mut touched);
-        touched
-    }
-
-    /// Writes everything pending into a Vec, `chunk` bytes per call at most.
-    fn drain(topics: &Topics, sub: &mut Subscriber, chunk: usize) -> (String, Flushed) {
-        let mut out = Vec::new();
-        let mut prefix = PendingBytes::None;
-        let mut total = Flushed::default();
-        loop {
-            let flushed = sub
-                .flush(topics, &mut prefix, |slices| {
-                    let mut budget = chunk;
-                    for slice in slices {
-                        let n = slice.len().min(budget);
-                        out.extend_from_slice(&slice[..n]);
-                        budget -= n;
-                    }
-                    Ok(chunk - budget)
-                })
-                .unwrap();
-            total.events += flushed.events;
-            total.bytes += flushed.bytes;
-            if !flushed.blocked {
-                return (String::from_utf8(out).unwrap(), total);
-            }
-        }
-    }
-
-    /// Partial writes of every size resume at the right byte, and complete events are counted.
-    #[test]
-    fn partial_writes_resume_at_offset() {
-        for chunk in 1..40 {
-            let mut topics = Topics::new(RETENTION);
-            let mut sub = topics.subscribe(1, &["a"], None, 0);
-            publish(&mut topics, 1, &["a"], "one");
-            publish(&mut topics, 2, &["a"], "two\nlines");
-            let (out, flushed) = drain(&topics, &mut sub, chunk);
-            assert_eq!(
-                out, "id: 1\ndata: one\n\nid: 2\ndata: two\ndata: lines\n\n",
-                "chunk {chunk}"
-            );
-            assert_eq!(flushed.events, 2);
-            assert_eq!(sub.pending_bytes(&topics), 0);
-        }
-    }
-
-    /// Several topics merge in id order and an event in two of them is written once.
-    #[test]
-    fn merges_topics_in_id_order_without_duplicates() {
-        let mut topics = Topics::new(RETENTION);
-        let mut sub = topics.subscribe(1, &["a", "b"], None, 0);
-        let mut other = topics.subscribe(2, &["c"], None, 0);
-        publish(&mut topics, 1, &["a"], "1");
-        publish(&mut topics, 2, &["b"], "2");
-        publish(&mut topics, 3, &["a", "b"], "3");
-        publish(&mut topics, 4, &["c"], "4");
-        publish(&mut topics, 5, &["b"], "5");
-        let (out, flushed) = drain(&topics, &mut sub, 7);
-        assert_eq!(
-            out,
-            "id: 1\ndata: 1\n\nid: 2\ndata: 2\n\nid: 3\ndata: 3\n\nid: 5\ndata: 5\n\n"
-        );
-        assert_eq!(flushed.events, 4);
-        assert_eq!(drain(&topics, &mut other, 100).0, "id: 4\ndata: 4\n\n");
-    }
-
-    /// Replay starts after the given id, within the history window.
-    #[test]
-    fn replays_after_last_event_id() {
-        let mut topics = Topics::new(RETENTION);
-        for id in 1..=6 {
-            publish(&mut topics, id, &["a"], &id.to_string());
-            let key = topics.by_name["a"];
-            topics.trim(key);
-        }
-        // History keeps 4 events: ids 3 to 6.
-        let mut sub = topics.subscribe(1, &["a"], Some(4), 0);
-        assert_eq!(
-            drain(&topics, &mut sub, 100).0,
-            "id: 5\ndata: 5\n\nid: 6\ndata: 6\n\n"
-        );
-        let mut all = topics.subscribe(2, &["a"], Some(0), 0);
-        assert_eq!(drain(&topics, &mut all, 100).1.events, 4);
-        let mut live = topics.subscribe(3, &["a"], None, 0);
-        assert_eq!(drain(&topics, &mut live, 100).1.events, 0);
-    }
-
-    /// A subscriber that stops reading becomes lagging once it is more than `max_pending` behind
-    /// and outside the history window; the log then lets go of what only it needed.
-    #[test]
-    fn stalled_subscriber_lags_and_log_is_bounded() {
-        let retention = Retention {
-            history: 2,
-            history_bytes: 1 << 20,
-            max_pending: 100,
-        };
-        let mut topics = Topics::new(retention);
-        let stalled = topics.subscribe(1, &["a"], None, 0);
-        let mut reader = topics.subscribe(2, &["a"], None, 0);
-        let data = "x".repeat(20);
-        let mut lagged_at = None;
-        for id in 1..=20 {
-            let key = publish(&mut topics, id, &["a"], &data)[0];
-            drain(&topics, &mut reader, 1000);
-            assert!(!reader.is_lagging(&topics));
-            if lagged_at.is_none() && stalled.is_lagging(&topics) {
-                lagged_at = Some(id);
-                topics.unsubscribe(&stalled);
-            }
-            topics.trim(key);
-        }
-        let lagged_at = lagged_at.expect("the stalled subscriber never lagged");
-        // Each event is 34 bytes: behind by more than 100 bytes after 4 events.
-        assert_eq!(lagged_at, 4);
-        assert!(topics.logs[topics.by_name["a"]].entries.len() <= 4);
-    }
-
-    /// The id rule: events that reach the loop after the subscriber already has them (a
-    /// backplane delivering late) are skipped, and later ones follow without a gap.
-    #[test]
-    fn late_deliveries_are_neither_repeated_nor_lost() {
-        let mut topics = Topics::new(RETENTION);
-        publish(&mut topics, 1, &["a"], "1");
-        // The client has seen id 3 elsewhere; ids 2 and 3 have not reached this loop yet.
-        let mut replaying = topics.subscribe(1, &["a"], Some(3), 3);
-        // A fresh subscriber after the broker acknowledged id 3.
-        let mut fresh = topics.subscribe(2, &["a"], None, 3);
-        // A client claiming an id from the future still gets what is published after it joined.
-        let mut future = topics.subscribe(3, &["a"], Some(1 << 60), 3);
-        for id in 2..=5 {
-            publish(&mut topics, id, &["a"], &id.to_string());
-        }
-        let expected = "id: 4\ndata: 4\n\nid: 5\ndata: 5\n\n";
-        assert_eq!(drain(&topics, &mut replaying, 5).0, expected);
-        assert_eq!(drain(&topics, &mut fresh, 100).0, expected);
-        assert_eq!(drain(&topics, &mut future, 100).0, expected);
-        assert_eq!(replaying.delivered_through(), 5);
-    }
-
-    /// Unsubscribing removes topics that hold nothing.
-    #[test]
-    fn empty_topics_are_removed() {
-        let mut topics = Topics::new(RETENTION);
-        let sub = topics.subscribe(1, &["a", "b"], None, 0);
-        publish(&mut topics, 1, &["a"], "x");
-        topics.unsubscribe(&sub);
-        assert_eq!(topics.len(), 1, "a keeps its history, b goes");
-    }
-}
+mod tests;

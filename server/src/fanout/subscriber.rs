@@ -17,6 +17,9 @@ pub(super) struct Cursor {
     pub(super) slot: u32,
     /// Sequence number of the next event to write.
     pub(super) next_seq: u64,
+    /// The topic's tail offset when the subscriber joined: lag counts only events published
+    /// since, so a replay is not taken for falling behind.
+    pub(super) live_from: u64,
 }
 
 /// A streaming connection's place in the topics it subscribes to: a few bytes, no buffers.
@@ -24,8 +27,9 @@ pub(super) struct Cursor {
 pub struct Subscriber {
     /// One cursor per subscribed topic.
     pub(super) cursors: Box<[Cursor]>,
-    /// Bytes of the first pending event already written (after a partial write).
-    head_written: u32,
+    /// Bytes of the first pending event already written (after a partial write). 64 bits: a
+    /// single event may be larger than 4 GiB when `--max-body` allows it.
+    head_written: u64,
     /// The newest id this subscriber has (or must not get again): events with ids up to this
     /// one are skipped, so replay and late deliveries join live delivery without duplicates.
     delivered_through: EventId,
@@ -99,11 +103,32 @@ impl Subscriber {
         }
     }
 
-    /// Whether this subscriber has fallen behind by more than it may (see the module docs).
-    pub fn is_lagging(&self, topics: &Topics) -> bool {
-        self.cursors.iter().any(|cursor| {
-            topics.logs[cursor.topic as usize].is_droppable(cursor.next_seq, &topics.retention)
-        })
+    /// Whether an event this subscriber still needs was dropped from a log (it fell out of the
+    /// retained window, or was evicted for memory): it cannot be written to any more.
+    pub fn has_lost_events(&self, topics: &Topics) -> bool {
+        self.cursors
+            .iter()
+            .any(|cursor| cursor.next_seq < topics.logs[cursor.topic as usize].first_seq)
+    }
+
+    /// Bytes of events published since this subscriber joined that it has not been written.
+    pub fn live_lag(&self, topics: &Topics) -> u64 {
+        let total: u64 = self
+            .cursors
+            .iter()
+            .map(|cursor| {
+                let log = &topics.logs[cursor.topic as usize];
+                log.tail_offset - log.start_offset(cursor.next_seq).max(cursor.live_from)
+            })
+            .sum();
+        total.saturating_sub(self.head_written)
+    }
+
+    /// Whether this subscriber lags and must be disconnected: it lost events, or its socket is
+    /// full (`blocked`) while it is more than `max_pending` bytes behind (see the module docs).
+    pub fn is_lagging(&self, topics: &Topics, blocked: bool) -> bool {
+        self.has_lost_events(topics)
+            || (blocked && self.live_lag(topics) > topics.retention.max_pending)
     }
 
     /// Bytes waiting to be written to this subscriber.
@@ -116,7 +141,7 @@ impl Subscriber {
                 log.tail_offset - log.start_offset(cursor.next_seq)
             })
             .sum();
-        total.saturating_sub(u64::from(self.head_written))
+        total.saturating_sub(self.head_written)
     }
 
     /// Writes pending bytes: first `prefix` (response head, preamble or heartbeat; its offset is
@@ -196,7 +221,7 @@ impl Subscriber {
             };
             let left = event.len() - self.head_written as usize;
             if written < left {
-                self.head_written += written as u32;
+                self.head_written += written as u64;
                 break;
             }
             written -= left;
