@@ -19,6 +19,7 @@
 //! - [`event`]: event ids and the one-time wire encoding of an event.
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
+//! - [`log`]: rate-limited warnings on stderr.
 //! - [`demo`]: the demo page and the time source.
 //! - [`config`] and [`cli`]: settings, and the command line that fills them.
 //! - [`sys`]: fd limit, socket options, signals, /proc figures.
@@ -36,6 +37,7 @@ pub mod event_loop;
 pub mod fanout;
 pub mod feed;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod params;
 pub mod routes;

@@ -18,8 +18,10 @@ const REJECTED_STATUSES: [u16; 14] = [
 /// Server-wide counters and gauges.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Connections open now.
+    /// Connections open now (exchanging or streaming).
     pub connections_open: AtomicU64,
+    /// Client sockets held now, lingering ones included: what `--max-connections` bounds.
+    pub sockets_open: AtomicU64,
     /// Connections accepted since start.
     pub connections_accepted: AtomicU64,
     /// Streaming subscribers now.
@@ -40,6 +42,8 @@ pub struct Metrics {
     pub backpressure_waits: AtomicU64,
     /// The history memory budget (`--history-memory`), shown beside what is retained.
     pub history_memory_budget: AtomicU64,
+    /// When the server started, in microseconds since the Unix epoch.
+    pub start_time_micros: AtomicU64,
     rejected: [AtomicU64; REJECTED_STATUSES.len()],
 }
 
@@ -98,6 +102,12 @@ impl Metrics {
             "gauge",
             "Open client connections.",
             self.connections_open.load(Relaxed),
+        );
+        metric(
+            "sse_sockets_open",
+            "gauge",
+            "Client sockets held (lingering ones included); bounded by --max-connections.",
+            self.sockets_open.load(Relaxed),
         );
         metric(
             "sse_connections_accepted_total",
@@ -200,6 +210,16 @@ impl Metrics {
             "# HELP sse_fanout_backlog_seconds Age of the oldest event not yet through its fan-out pass, in the loop furthest behind.\n# TYPE sse_fanout_backlog_seconds gauge\nsse_fanout_backlog_seconds {:.6}\n",
             feeds.max_backlog().as_secs_f64()
         );
+        let _ = write!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.6}\n",
+            sys::cpu_seconds()
+        );
+        let _ = write!(
+            out,
+            "# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.6}\n",
+            self.start_time_micros.load(Relaxed) as f64 / 1e6
+        );
         out.push_str("# HELP sse_rejected_requests_total Requests refused, by status.\n");
         out.push_str("# TYPE sse_rejected_requests_total counter\n");
         for (status, count) in REJECTED_STATUSES.iter().zip(&self.rejected) {
@@ -239,6 +259,10 @@ mod tests {
             "sse_rejected_requests_total{status=\"500\"} 1",
             "process_resident_memory_bytes ",
             "process_open_fds ",
+            "process_cpu_seconds_total ",
+            "process_start_time_seconds ",
+            "sse_history_memory_budget_bytes ",
+            "sse_fanout_backlog_seconds ",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -112,7 +112,11 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         metrics
             .history_memory_budget
-            .store(config.history_memory, std::sync::atomic::Ordering::Relaxed);
+            .store(config.history_memory, Ordering::Relaxed);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        metrics.start_time_micros.store(started, Ordering::Relaxed);
         broker.attach(feeds.clone(), metrics.clone());
         let router = Arc::new(Router::new(config.clone(), metrics, feeds.clone()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -173,8 +177,13 @@ impl Server {
             "publish=loopback-only (no --publish-token)"
         };
         format!(
-            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {}",
-            self.local_addr, self.threads, self.fd_limit, self.max_connections, publish
+            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {} history_memory={}",
+            self.local_addr,
+            self.threads,
+            self.fd_limit,
+            self.max_connections,
+            publish,
+            format_size(self.config.history_memory)
         )
     }
 
@@ -219,5 +228,32 @@ impl Server {
             }
         }
         result
+    }
+}
+
+/// `256MiB`, `64KiB`, `1000B`: the largest binary unit that divides the size.
+fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_sizes() {
+        for (bytes, text) in [
+            (256 << 20, "256MiB"),
+            (64 << 10, "64KiB"),
+            (1000, "1000B"),
+            (0, "0B"),
+        ] {
+            assert_eq!(format_size(bytes), text);
+        }
     }
 }

@@ -1,6 +1,15 @@
 //! Accepting: new connections from the shared listening socket, the connection limit (and its
-//! `503`), and pausing when the process is out of file descriptors.
+//! `503`), and answering even when the process is out of file descriptors.
+//!
+//! Every socket counts against `--max-connections`, lingering ones included (a socket that got
+//! its final response still holds a descriptor). Over the limit, a connection gets `503` with
+//! `Retry-After` and lingers so the client reads it; past a small allowance of such lingering
+//! refusals it is answered and closed at once. If the process still runs out of descriptors
+//! (`EMFILE`, other files, another process's share), the loop lets go of the one descriptor it
+//! keeps in reserve, accepts with it, answers `503`, closes, and takes the reserve back: clients
+//! never wait in the backlog with no answer.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -14,50 +23,98 @@ use super::{EventLoop, FIRST_CONNECTION, LINGER};
 use crate::connection::{Connection, State};
 use crate::sys;
 
+/// Refused connections allowed to linger (so the client surely reads the `503`) beyond the
+/// limit; past these, a refused connection is answered and closed at once.
+const LINGERING_REFUSALS: u64 = 64;
+
 /// Written to connections over `--max-connections`.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver is at its connection limit\n";
 
 impl EventLoop {
-    /// Accepts until the backlog is empty (or the process is out of descriptors).
+    /// Accepts until the backlog is empty (or the process is out of descriptors and its
+    /// reserve too).
     pub(super) fn accept(&mut self) {
         loop {
             let Some(listener) = &self.listener else {
                 return;
             };
-            let (socket, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
+            match listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer.ip()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // Out of file descriptors (or similar): leave the rest in the backlog and
-                    // try again at the next tick, when some may have been freed.
-                    if !self.accept_paused {
-                        eprintln!("sse-server: accept failed, pausing accepts: {e}");
+                Err(e) if is_out_of_descriptors(&e) => {
+                    self.accept_warning.warn(&format!(
+                        "out of file descriptors ({e}): answering new connections with 503"
+                    ));
+                    if !self.refuse_with_reserve() {
+                        // Not even the reserve: leave the rest in the backlog until the next
+                        // tick, when some descriptors may have been freed.
+                        self.accept_paused = true;
+                        return;
                     }
+                }
+                Err(e) => {
+                    self.accept_warning.warn(&format!(
+                        "accept failed, pausing accepts until the next tick: {e}"
+                    ));
                     self.accept_paused = true;
                     return;
                 }
-            };
-            let metrics = &self.router.metrics;
-            metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
-            let open = metrics.connections_open.fetch_add(1, Ordering::Relaxed);
-            if open >= self.max_connections {
-                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
-                metrics.count_rejected(503);
-                self.insert(socket, peer.ip(), None);
-                continue;
             }
-            let _ = sys::tune_stream(&socket);
-            let deadline = Instant::now() + self.router.config.header_timeout;
-            self.insert(socket, peer.ip(), Some(deadline));
         }
+    }
+
+    /// Counts a new connection against the limit and registers it (or refuses it with `503`).
+    fn admit(&mut self, mut socket: TcpStream, peer: IpAddr) {
+        let metrics = &self.router.metrics;
+        metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let sockets = metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
+        if sockets >= self.max_connections {
+            metrics.count_rejected(503);
+            if sockets >= self.max_connections + LINGERING_REFUSALS {
+                refuse(&mut socket);
+                metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            self.insert(socket, peer, None);
+            return;
+        }
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let _ = sys::tune_stream(&socket);
+        let deadline = Instant::now() + self.router.config.header_timeout;
+        self.insert(socket, peer, Some(deadline));
+    }
+
+    /// At `EMFILE`: frees the reserve descriptor, accepts one connection with it, answers it
+    /// `503` and closes it, then takes the reserve back. False when there was no reserve (or it
+    /// could not be taken back), so accepting must pause.
+    fn refuse_with_reserve(&mut self) -> bool {
+        let Some(reserve) = self.reserve_fd.take() else {
+            return false;
+        };
+        drop(reserve);
+        if let Some(listener) = &self.listener {
+            if let Ok((mut socket, _)) = listener.accept() {
+                self.router.metrics.count_rejected(503);
+                self.router
+                    .metrics
+                    .connections_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                refuse(&mut socket);
+            }
+        }
+        self.reserve_fd = reserve_descriptor();
+        self.reserve_fd.is_some()
     }
 
     /// Accepting paused at the open-file limit resumes (called every tick).
     pub(super) fn resume_accepting(&mut self) {
         if self.accept_paused {
             self.accept_paused = false;
+            if self.reserve_fd.is_none() {
+                self.reserve_fd = reserve_descriptor();
+            }
             self.accept();
         }
     }
@@ -73,11 +130,10 @@ impl EventLoop {
             .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
             .is_err()
         {
+            let metrics = &self.router.metrics;
+            metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
             if deadline.is_some() {
-                self.router
-                    .metrics
-                    .connections_open
-                    .fetch_sub(1, Ordering::Relaxed);
+                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             return;
         }
@@ -97,4 +153,23 @@ impl EventLoop {
             state,
         });
     }
+}
+
+/// Answers `503` and closes at once (no descriptor to spare for lingering).
+fn refuse(socket: &mut TcpStream) {
+    let _ = socket.write(OVER_CAPACITY);
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+}
+
+/// The descriptor kept in reserve for answering at `EMFILE`.
+pub(super) fn reserve_descriptor() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+/// `EMFILE` (this process) or `ENFILE` (the whole system).
+fn is_out_of_descriptors(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE)
+    )
 }

@@ -40,6 +40,7 @@ use crate::broker::Broker;
 use crate::connection::{Connection, State};
 use crate::fanout::{Retention, Topics};
 use crate::feed::{Feeds, Inbox, LoopFeed};
+use crate::log::RateLimited;
 use crate::metrics::{LoopCounters, Metrics};
 use crate::routes::Router;
 use crate::sys;
@@ -64,6 +65,10 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     /// When accepting hit the open-file limit; accepting resumes at the next tick.
     accept_paused: bool,
+    /// A descriptor held back, released to answer `503` when the process is out of them.
+    reserve_fd: Option<std::fs::File>,
+    /// Accept failures repeat on every tick while they last: one line per interval.
+    accept_warning: RateLimited,
     connections: Slab<Connection>,
     topics: Topics,
     router: Arc<Router>,
@@ -126,6 +131,8 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             accept_paused: false,
+            reserve_fd: accept::reserve_descriptor(),
+            accept_warning: RateLimited::default(),
             connections: Slab::new(),
             topics: Topics::new(retention, broker.newest_id()),
             router,
@@ -244,6 +251,7 @@ impl EventLoop {
             return;
         };
         let metrics = &self.router.metrics;
+        metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
         match &connection.state {
             State::Streaming(stream) => {
                 self.topics.unsubscribe(&stream.subscriber);
