@@ -100,6 +100,8 @@ impl Server {
         sys::set_backlog(&listener, 4096).map_err(setup)?;
         let local_addr = listener.local_addr().map_err(setup)?;
 
+        // One descriptor held back to answer 503 when the process runs out of them.
+        crate::event_loop::keep_reserve_descriptor();
         let mut polls = Vec::with_capacity(threads);
         let mut loop_feeds = Vec::with_capacity(threads);
         for _ in 0..threads {

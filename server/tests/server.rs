@@ -13,6 +13,8 @@
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
+//! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
+//!   passes, publish backpressure, body and descriptor limits.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -27,5 +29,7 @@ mod load;
 mod protocol;
 #[path = "server/replay.rs"]
 mod replay;
+#[path = "server/soundness.rs"]
+mod soundness;
 #[path = "server/streams.rs"]
 mod streams;

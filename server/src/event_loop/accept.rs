@@ -5,13 +5,16 @@
 //! its final response still holds a descriptor). Over the limit, a connection gets `503` with
 //! `Retry-After` and lingers so the client reads it; past a small allowance of such lingering
 //! refusals it is answered and closed at once. If the process still runs out of descriptors
-//! (`EMFILE`, other files, another process's share), the loop lets go of the one descriptor it
+//! (`EMFILE`: other files, a tight `ulimit`), the loop lets go of the one descriptor the process
 //! keeps in reserve, accepts with it, answers `503`, closes, and takes the reserve back: clients
-//! never wait in the backlog with no answer.
+//! never wait in the backlog with no answer. The reserve is one per process (the limit is the
+//! process's), and every accept happens under its lock, so no other loop's accept can take the
+//! descriptor the reserve just freed.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -22,6 +25,17 @@ use super::exchange::Exchange;
 use super::{EventLoop, FIRST_CONNECTION, LINGER};
 use crate::connection::{Connection, State};
 use crate::sys;
+
+/// The process's reserve descriptor (`/dev/null`), and the lock every accept is made under.
+static RESERVE: Mutex<Option<File>> = Mutex::new(None);
+
+/// Takes the reserve descriptor now (at start-up), so it is there before it is needed.
+pub fn keep_reserve_descriptor() {
+    let mut reserve = RESERVE.lock().unwrap_or_else(|e| e.into_inner());
+    if reserve.is_none() {
+        *reserve = File::open("/dev/null").ok();
+    }
+}
 
 /// Refused connections allowed to linger (so the client surely reads the `503`) beyond the
 /// limit; past these, a refused connection is answered and closed at once.
@@ -38,22 +52,37 @@ impl EventLoop {
             let Some(listener) = &self.listener else {
                 return;
             };
-            match listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer.ip()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) if is_out_of_descriptors(&e) => {
-                    self.accept_warning.warn(&format!(
-                        "out of file descriptors ({e}): answering new connections with 503"
-                    ));
-                    if !self.refuse_with_reserve() {
+            let accepted = {
+                let mut reserve = RESERVE.lock().unwrap_or_else(|e| e.into_inner());
+                if reserve.is_none() {
+                    *reserve = File::open("/dev/null").ok();
+                }
+                match listener.accept() {
+                    Err(e) if is_out_of_descriptors(&e) => {
+                        self.accept_warning.warn(&format!(
+                            "out of file descriptors ({e}): answering new connections with 503"
+                        ));
+                        if refuse_with_reserve(listener, &mut reserve, &mut self.read_buffer) {
+                            self.router.metrics.count_rejected(503);
+                            self.router
+                                .metrics
+                                .connections_accepted
+                                .fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         // Not even the reserve: leave the rest in the backlog until the next
                         // tick, when some descriptors may have been freed.
                         self.accept_paused = true;
                         return;
                     }
+                    other => other,
                 }
+            };
+            match accepted {
+                Ok((socket, peer)) => self.admit(socket, peer.ip()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     self.accept_warning.warn(&format!(
                         "accept failed, pausing accepts until the next tick: {e}"
@@ -73,7 +102,7 @@ impl EventLoop {
         if sockets >= self.max_connections {
             metrics.count_rejected(503);
             if sockets >= self.max_connections + LINGERING_REFUSALS {
-                refuse(&mut socket);
+                refuse(&mut socket, &mut self.read_buffer);
                 metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
@@ -86,35 +115,10 @@ impl EventLoop {
         self.insert(socket, peer, Some(deadline));
     }
 
-    /// At `EMFILE`: frees the reserve descriptor, accepts one connection with it, answers it
-    /// `503` and closes it, then takes the reserve back. False when there was no reserve (or it
-    /// could not be taken back), so accepting must pause.
-    fn refuse_with_reserve(&mut self) -> bool {
-        let Some(reserve) = self.reserve_fd.take() else {
-            return false;
-        };
-        drop(reserve);
-        if let Some(listener) = &self.listener {
-            if let Ok((mut socket, _)) = listener.accept() {
-                self.router.metrics.count_rejected(503);
-                self.router
-                    .metrics
-                    .connections_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                refuse(&mut socket);
-            }
-        }
-        self.reserve_fd = reserve_descriptor();
-        self.reserve_fd.is_some()
-    }
-
     /// Accepting paused at the open-file limit resumes (called every tick).
     pub(super) fn resume_accepting(&mut self) {
         if self.accept_paused {
             self.accept_paused = false;
-            if self.reserve_fd.is_none() {
-                self.reserve_fd = reserve_descriptor();
-            }
             self.accept();
         }
     }
@@ -155,15 +159,46 @@ impl EventLoop {
     }
 }
 
-/// Answers `503` and closes at once (no descriptor to spare for lingering).
-fn refuse(socket: &mut TcpStream) {
+/// Answers `503` and closes at once (no descriptor to spare for lingering). What the client
+/// already sent is read first: closing a socket with unread input makes the kernel reset the
+/// connection, and the client would see a reset instead of the answer.
+fn refuse(socket: &mut TcpStream, scratch: &mut [u8]) {
+    discard_input(socket, scratch);
     let _ = socket.write(OVER_CAPACITY);
     let _ = socket.shutdown(std::net::Shutdown::Write);
+    discard_input(socket, scratch);
 }
 
-/// The descriptor kept in reserve for answering at `EMFILE`.
-pub(super) fn reserve_descriptor() -> Option<File> {
-    File::open("/dev/null").ok()
+/// Reads and drops what has arrived (a few reads at most).
+fn discard_input(socket: &mut TcpStream, scratch: &mut [u8]) {
+    for _ in 0..4 {
+        match socket.read(scratch) {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+/// At `EMFILE`: frees the reserve descriptor, accepts one connection with it, answers it `503`
+/// and closes it, then takes the reserve back. False when there was no reserve or nothing was
+/// accepted with it (accepting must pause); the caller holds the reserve's lock throughout.
+fn refuse_with_reserve(
+    listener: &mio::net::TcpListener,
+    reserve: &mut Option<File>,
+    scratch: &mut [u8],
+) -> bool {
+    if reserve.take().is_none() {
+        return false;
+    }
+    let refused = match listener.accept() {
+        Ok((mut socket, _)) => {
+            refuse(&mut socket, scratch);
+            true
+        }
+        Err(_) => false,
+    };
+    *reserve = File::open("/dev/null").ok();
+    refused && reserve.is_some()
 }
 
 /// `EMFILE` (this process) or `ENFILE` (the whole system).

@@ -20,10 +20,12 @@ use crate::http::request::{BodyFraming, Method, RequestHead, parse_head};
 use crate::http::response::Response;
 use crate::metrics::LoopCounters;
 use crate::params::{Subscription, publish_error};
-use crate::routes::{Action, PendingBody, Router, error_response};
+use crate::routes::{Action, BodyUse, PendingBody, Router, error_response};
 
 /// Past this much unwritten response output, pipelined requests wait.
 const MAX_PIPELINED_OUTPUT: usize = 64 * 1024;
+/// Largest `POST /events` body: 16 topics of 128 bytes, percent-encoded, fit with room to spare.
+pub const MAX_SUBSCRIBE_BODY: u64 = 8 * 1024;
 
 /// A request/response exchange in progress.
 pub struct Exchange {
@@ -268,7 +270,12 @@ impl Exchange {
                 None
             }
             Action::ReadBody(pending) => {
-                let reader = match BodyReader::new(head.body, cx.router.config.max_body) {
+                // A subscription says a few topics; only a publish may carry a large body.
+                let limit = match pending.body_use {
+                    BodyUse::Publish => cx.router.config.max_body,
+                    BodyUse::Subscribe => MAX_SUBSCRIBE_BODY.min(cx.router.config.max_body),
+                };
+                let reader = match BodyReader::new(head.body, limit) {
                     Ok(reader) => reader,
                     Err(error) => {
                         self.respond_error(error, head.minor_version, cx.router);

@@ -19,6 +19,7 @@
 //! - [`drain`]: graceful shutdown.
 
 mod accept;
+pub use accept::keep_reserve_descriptor;
 mod backpressure;
 mod delivery;
 mod drain;
@@ -65,8 +66,6 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     /// When accepting hit the open-file limit; accepting resumes at the next tick.
     accept_paused: bool,
-    /// A descriptor held back, released to answer `503` when the process is out of them.
-    reserve_fd: Option<std::fs::File>,
     /// Accept failures repeat on every tick while they last: one line per interval.
     accept_warning: RateLimited,
     connections: Slab<Connection>,
@@ -131,7 +130,6 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             accept_paused: false,
-            reserve_fd: accept::reserve_descriptor(),
             accept_warning: RateLimited::default(),
             connections: Slab::new(),
             topics: Topics::new(retention, broker.newest_id()),
@@ -201,6 +199,7 @@ impl EventLoop {
             self.take_feed();
             busy = self.advance_passes(PASS_BUDGET);
             self.report_backlog();
+            self.feed.stats.report_topics(&self.topics);
             self.release_parked();
             busy |= self.feed.has_pending();
             if last_tick.elapsed() >= tick || drain.is_some() {
@@ -285,7 +284,6 @@ impl EventLoop {
         self.resume_accepting();
         self.expire_parked();
         self.topics.sweep();
-        self.feed.stats.report_topics(&self.topics);
         let now = Instant::now();
         let mut timed_out = Vec::new();
         for (key, connection) in self.connections.iter() {

@@ -159,7 +159,21 @@ impl ServerProcess {
     /// Starts the binary with `--listen 127.0.0.1:0 --demo-interval 0` and `args`, and waits for
     /// its start-up line.
     pub fn spawn(args: &[&str]) -> ServerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-server"));
+        ServerProcess::start(Command::new(env!("CARGO_BIN_EXE_sse-server")), args)
+    }
+
+    /// Like [`ServerProcess::spawn`], with the open-file limit (soft and hard) set to `limit`.
+    pub fn spawn_with_fd_limit(args: &[&str], limit: u32) -> ServerProcess {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_sse-server"),
+        ]);
+        ServerProcess::start(command, args)
+    }
+
+    fn start(mut command: Command, args: &[&str]) -> ServerProcess {
         command
             .args(["--listen", "127.0.0.1:0", "--demo-interval", "0"])
             .args(args)

@@ -1,0 +1,357 @@
+//! Soundness under long use: topics that come and go, bounded history memory, the lag policy,
+//! fair and honest passes, publish backpressure, bodies and descriptors at their limits. Each
+//! test names the defect it guards against.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::{
+    self, Conn, Publisher, ServerProcess, SseStream, TIMEOUT, TestServer, deadline, metric,
+    metrics, wait_until,
+};
+
+/// Status of a raw `POST /publish?topic=...` on a new connection.
+fn publish_status(addr: SocketAddr, topic: &str) -> u16 {
+    let raw = format!(
+        "POST /publish?topic={topic} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    );
+    util::request(addr, raw.as_bytes()).status
+}
+
+/// Topics published once each and never again stop counting after `--topic-ttl`, so new topics
+/// keep being accepted. (Guards against defect 1: the topic set only grew, and every publish to
+/// a new topic answered 503 until restart.)
+#[test]
+fn topics_come_and_go_without_running_out() {
+    let server = TestServer::start(sse_server::Config {
+        max_topics: 50,
+        topic_ttl: Duration::from_millis(300),
+        ..util::config()
+    });
+    let addr = server.addr;
+    for n in 0..50 {
+        assert_eq!(publish_status(addr, &format!("user{n}")), 200);
+    }
+    assert_eq!(
+        publish_status(addr, "user50"),
+        503,
+        "the limit holds for live topics"
+    );
+    for round in 1..4 {
+        thread::sleep(Duration::from_millis(350));
+        for n in 0..50 {
+            let topic = format!("round{round}-user{n}");
+            assert_eq!(publish_status(addr, &topic), 200, "{topic}");
+        }
+    }
+    // The loops forget them too, history and all, once nobody subscribes.
+    let forgotten = wait_until(TIMEOUT, || {
+        let samples = metrics(addr);
+        metric(&samples, "sse_loop_topics") == 0.0
+            && metric(&samples, "sse_history_retained_bytes") == 0.0
+    });
+    assert!(forgotten, "idle topics stay: {:?}", metrics(addr));
+    assert!(metric(&metrics(addr), "sse_topics_expired_total") >= 200.0);
+}
+
+/// Retained history over all topics stays within `--history-memory`; replay from a point no
+/// longer retained says so (`Sse-Replay: gap`, and `event: gap` when asked with `gaps=1`).
+/// (Guards against defect 2: no bound over the sum of the topics' histories.)
+#[test]
+fn history_memory_is_bounded_and_gaps_are_told() {
+    let budget = 64 * 1024;
+    let server = TestServer::start(sse_server::Config {
+        history_memory: budget,
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut publisher = Publisher::new(addr);
+    let data = vec![b'm'; 4000];
+    let first = publisher.publish("old", &data);
+    for n in 0..100 {
+        publisher.publish(&format!("busy{}", n % 5), &data);
+    }
+    let samples = metrics(addr);
+    let retained = metric(&samples, "sse_history_retained_bytes");
+    assert!(
+        retained > 0.0 && retained <= budget as f64,
+        "retained {retained}"
+    );
+    assert_eq!(
+        metric(&samples, "sse_history_memory_budget_bytes"),
+        budget as f64
+    );
+    assert!(metric(&samples, "sse_history_evicted_events_total") >= 80.0);
+
+    let last_event_id = format!("Last-Event-ID: {}\r\n", first - 1);
+    let mut stream = SseStream::open(addr, "/events?topic=old&gaps=1", &last_event_id);
+    assert_eq!(stream.head.header("sse-replay"), Some("gap"));
+    stream.read_preamble(deadline());
+    let gap = stream.next_event();
+    assert_eq!(gap.event.as_deref(), Some("gap"));
+    assert_eq!(gap.id, None, "the notice carries no id");
+    assert_eq!(gap.data_text(), (first - 1).to_string());
+    // Without gaps=1 only the header tells; the stream itself is unchanged.
+    let stream = SseStream::open(addr, "/events?topic=old", &last_event_id);
+    assert_eq!(stream.head.header("sse-replay"), Some("gap"));
+    // A replay that has everything says so.
+    let newest = publisher.publish("busy0", b"x");
+    let header = format!("Last-Event-ID: {newest}\r\n");
+    let stream = SseStream::open(addr, "/events?topic=busy0", &header);
+    assert_eq!(stream.head.header("sse-replay"), Some("complete"));
+    assert!(metric(&metrics(addr), "sse_replay_gaps_total") >= 2.0);
+}
+
+/// A subscriber that never reads is disconnected once it is `--max-pending` behind with a full
+/// socket, however large the history is, while a reading subscriber gets everything. (Guards
+/// against defect 3: a stuck subscriber was cut only outside the whole history window.)
+#[test]
+fn a_stuck_subscriber_is_cut_at_max_pending_whatever_the_history() {
+    let server = TestServer::start(sse_server::Config {
+        history: 100_000,
+        history_bytes: 1 << 30,
+        max_pending: 64 * 1024,
+        send_buffer: 16 * 1024,
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut stuck = Conn::connect(addr);
+    stuck.send(b"GET /events?topic=lag HTTP/1.1\r\nHost: test\r\n\r\n");
+    let _head = stuck.read_head(deadline());
+    // Keep the client's receive buffer small too, so the server's send buffer fills.
+    let mut reader = SseStream::subscribe(addr, &["lag"]);
+    reader.read_preamble(deadline());
+    let mut publisher = Publisher::new(addr);
+    let data = vec![b'z'; 4096];
+    let mut ids = Vec::new();
+    let mut cut = false;
+    for _ in 0..2000 {
+        ids.push(publisher.publish("lag", &data));
+        while reader.next_event().id != ids.last().copied() {}
+        if metric(&metrics(addr), "sse_slow_consumer_disconnects_total") >= 1.0 {
+            cut = true;
+            break;
+        }
+    }
+    assert!(
+        cut,
+        "the stuck subscriber was never disconnected after {} KiB",
+        ids.len() * 4
+    );
+    assert!(
+        ids.len() * 4096 < 8 << 20,
+        "cut only after {} events: the lag limit is 64 KiB",
+        ids.len()
+    );
+    assert!(stuck.wait_closed(deadline()), "the stuck stream is closed");
+}
+
+/// Many readers that keep up are never cut off as slow while bursts arrive during long passes,
+/// however small `--max-pending` and the history are. (Guards against defect 8: the log was
+/// trimmed against the tail at the end of a pass, so readers visited early in the pass lost
+/// events they had not yet been offered.)
+#[test]
+fn readers_that_keep_up_are_not_cut_during_long_passes() {
+    let server = TestServer::start(sse_server::Config {
+        threads: 1,
+        history: 1,
+        max_pending: 8 * 1024,
+        ..util::config()
+    });
+    let addr = server.addr;
+    let readers: Vec<TcpStream> = (0..1500).map(|_| raw_subscriber(addr, "burst")).collect();
+    let events = 60;
+    let event_len = format!("id: {}\ndata: {}\n\n", u64::MAX / 2, "b".repeat(1000)).len() - 19;
+    let reading = thread::spawn(move || read_everything(readers, events, event_len));
+    let mut publisher = Publisher::new(addr);
+    for _ in 0..events {
+        publisher.publish("burst", &[b'b'; 1000]);
+    }
+    let complete = reading.join().expect("readers");
+    assert_eq!(complete, 1500, "every reader got every event");
+    assert_eq!(
+        metric(&metrics(addr), "sse_slow_consumer_disconnects_total"),
+        0.0
+    );
+}
+
+/// Subscribes with a raw socket and reads up to the end of the preamble.
+fn raw_subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .write_all(format!("GET /events?topic={topic} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .unwrap();
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b": stream open\n\n") {
+        socket.read_exact(&mut byte).expect("stream preamble");
+        seen.push(byte[0]);
+    }
+    socket.set_nonblocking(true).unwrap();
+    socket
+}
+
+/// Reads every socket until it has `events` events of about `event_len` bytes (ids have 16 to
+/// 19 digits), counting blank-line terminators; returns how many sockets got them all.
+fn read_everything(mut sockets: Vec<TcpStream>, events: usize, _event_len: usize) -> usize {
+    let mut counts = vec![0usize; sockets.len()];
+    let mut last = vec![0u8; sockets.len()];
+    let mut buffer = vec![0u8; 64 * 1024];
+    let end = Instant::now() + TIMEOUT * 3;
+    while Instant::now() < end && counts.iter().any(|&c| c < events) {
+        let mut idle = true;
+        for (index, socket) in sockets.iter_mut().enumerate() {
+            match socket.read(&mut buffer) {
+                Ok(0) => counts[index] = usize::MAX / 2,
+                Ok(n) => {
+                    idle = false;
+                    for &byte in &buffer[..n] {
+                        if byte == b'\n' && last[index] == b'\n' {
+                            counts[index] += 1;
+                        }
+                        last[index] = byte;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => counts[index] = usize::MAX / 2,
+            }
+        }
+        if idle {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    counts.iter().filter(|&&c| c == events).count()
+}
+
+/// While the fan-out is behind (`--max-backlog`), publishes wait instead of piling up, and
+/// nothing accepted is lost. (Guards against defect 9: publishes accepted far faster than they
+/// could be delivered, with nothing telling the publisher to slow down.)
+#[test]
+fn publishes_wait_while_the_fanout_is_behind() {
+    let server = TestServer::start(sse_server::Config {
+        threads: 1,
+        max_backlog: Duration::from_millis(1),
+        ..util::config()
+    });
+    let addr = server.addr;
+    let readers: Vec<TcpStream> = (0..1500).map(|_| raw_subscriber(addr, "slow")).collect();
+    let events = 40;
+    let reading = thread::spawn(move || read_everything(readers, events, 0));
+    let mut publisher = Publisher::new(addr);
+    let ids: Vec<u64> = (0..events)
+        .map(|_| publisher.publish("slow", &[b's'; 200]))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        reading.join().expect("readers"),
+        1500,
+        "nothing accepted is lost"
+    );
+    let samples = metrics(addr);
+    assert!(
+        metric(&samples, "sse_publish_backpressure_waits_total") >= 1.0,
+        "no publish waited: {samples:?}"
+    );
+}
+
+/// A subscribe body is small: an announced `Content-Length` past 8 KiB gets `413` at once,
+/// before any of the body is sent. (Guards against defect 6: `POST /events` accepted a 1 MiB
+/// body and waited for all of it.)
+#[test]
+fn oversized_subscribe_bodies_are_refused_at_once() {
+    let server = TestServer::with_defaults();
+    let mut conn = Conn::connect(server.addr);
+    conn.send(
+        b"POST /events HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n",
+    );
+    let response = conn.read_response(deadline());
+    assert_eq!(response.status, 413, "{}", response.text());
+    // A publish may still be large.
+    let mut publisher = Publisher::new(server.addr);
+    publisher.publish("big", &vec![b'p'; 100_000]);
+}
+
+/// Past `--max-connections`, lingering sockets count too: the server never holds more sockets
+/// than the limit plus a small allowance of refusals, and answers everyone. (Guards against
+/// defect 5: lingering sockets were not counted.)
+#[test]
+fn lingering_sockets_count_against_the_limit() {
+    let server = ServerProcess::spawn(&["--max-connections", "20"]);
+    let addr = server.addr;
+    let baseline_fds = server.open_fds();
+    let streams: Vec<SseStream> = (0..20)
+        .map(|_| SseStream::subscribe(addr, &["full"]))
+        .collect();
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        let mut conn = Conn::connect(addr);
+        conn.send(b"GET /events?topic=full HTTP/1.1\r\nHost: test\r\n\r\n");
+        let head = conn.read_head(deadline());
+        assert_eq!(head.status, 503);
+        assert_eq!(head.header("retry-after"), Some("5"));
+        held.push(conn);
+    }
+    let fds = server.open_fds();
+    assert!(
+        fds <= baseline_fds + 20 + 64 + 2,
+        "{fds} descriptors held for 20 streams and 150 refused clients (baseline {baseline_fds})"
+    );
+    drop(held);
+    drop(streams);
+    assert!(wait_until(TIMEOUT, || server.open_fds() <= baseline_fds));
+    let mut stream = SseStream::subscribe(addr, &["full"]);
+    stream.read_preamble(deadline());
+}
+
+/// With the process out of file descriptors, every connection still gets an answer (a stream,
+/// or `503` with `Retry-After`) instead of waiting in the backlog, and service is normal once
+/// connections close; the repeated failure is logged once, not once a tick. (Guards against
+/// defect 5: with an fd limit of 200, a quarter of 260 clients got no answer at all.)
+#[test]
+fn out_of_descriptors_every_client_gets_an_answer() {
+    let mut server = ServerProcess::spawn_with_fd_limit(&["--max-connections", "1000"], 200);
+    let addr = server.addr;
+    let mut streams = Vec::new();
+    let mut refused = 0;
+    for _ in 0..260 {
+        let mut conn = Conn::connect(addr);
+        conn.send(b"GET /events?topic=fd HTTP/1.1\r\nHost: test\r\n\r\n");
+        let head = conn.read_head(deadline());
+        match head.status {
+            200 => streams.push(conn),
+            503 => {
+                assert_eq!(head.header("retry-after"), Some("5"));
+                refused += 1;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(refused > 0, "the fd limit was never reached");
+    assert!(streams.len() > 100, "{} streams", streams.len());
+    drop(streams);
+    let mut back = false;
+    for _ in 0..50 {
+        let mut conn = Conn::connect(addr);
+        conn.send(b"GET /events?topic=fd HTTP/1.1\r\nHost: test\r\n\r\n");
+        if conn.read_head(deadline()).status == 200 {
+            back = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        back,
+        "service did not come back after the connections closed"
+    );
+    server.signal("TERM");
+    server.wait_exit(TIMEOUT);
+    let log = server.stderr_output();
+    let warnings = log.matches("out of file descriptors").count();
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} warnings:\n{log}"
+    );
+}
