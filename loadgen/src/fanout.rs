@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::group::{LocalGroup, SubscriberGroup};
 use crate::publisher::{PublishOutcome, PublishTarget, publish_phase};
-use crate::stats::{ErrorCounts, PhaseReport, count_error};
+use crate::stats::{ErrorCounts, PhaseReport, count_error, counts_by_name};
 use crate::subscriber::{ProgressSnapshot, SubscriberTarget, unix_now_ns};
 use crate::sysinfo::{self, ServerProbe};
 use crate::url::HttpUrl;
@@ -566,7 +566,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
                 && out.kept_schedule
                 && Duration::from_micros(p99_us) <= settings.max_p99;
             for (k, v) in r.errors.iter().chain(out.errors.iter()) {
-                count_error(&mut errors, k, *v);
+                count_error(&mut errors, *k, *v);
             }
             search.push(SearchPhase {
                 rate,
@@ -607,7 +607,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     let loadgen_cpu_s = sysinfo::self_cpu_seconds() - cpu_start + usage_cpu;
 
     for (k, v) in main.errors.iter().chain(publish_out.errors.iter()) {
-        count_error(&mut errors, k, *v);
+        count_error(&mut errors, *k, *v);
     }
     let opened = ramp_progress.opened;
     let per_conn = |before: Option<u64>, after: Option<u64>| {
@@ -665,7 +665,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         out_of_order: main.out_of_order,
         late: main.late,
         dropped_connections: main.dropped,
-        errors,
+        errors: counts_by_name(&errors),
         published: publish_out.published,
         publish_max_lag_ms: publish_out.max_lag_ns as f64 / 1e6,
         publisher_kept_schedule: publish_out.kept_schedule,

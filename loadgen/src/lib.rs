@@ -20,11 +20,13 @@
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
 //! - [`watch`]: the `watch` debugging client.
+//! - [`failure`]: the kinds of failure a run counts (`FailureKind`) and their report names.
 //! - [`error`]: the crate's error type.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod error;
+pub mod failure;
 pub mod fanout;
 pub mod group;
 pub mod http;

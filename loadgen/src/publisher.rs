@@ -6,14 +6,15 @@
 //! that falls behind shows up as latency instead of hiding it (the coordinated-omission
 //! correction of wrk2). With `K` publishers, publisher `k` sends events `k, k+K, k+2K, ...`.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::failure::FailureKind;
 use crate::http::{self, BodyDecoder};
 use crate::payload::{self, Stamp};
 use crate::stats::{ErrorCounts, count_error};
-use crate::subscriber::{io_error_kind, status_kind, unix_now_ns};
+use crate::subscriber::unix_now_ns;
 use crate::url::HttpUrl;
 
 /// Where and how events are published.
@@ -69,7 +70,7 @@ struct PublishConnection {
 
 impl PublishConnection {
     /// Posts `body`; returns the status or a failure kind.
-    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<u16, &'static str> {
+    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<u16, FailureKind> {
         self.request.clear();
         let _ = write!(
             self.request,
@@ -87,7 +88,7 @@ impl PublishConnection {
         // retry on a fresh connection covers that without hiding a dead server.
         let reused = self.stream.is_some();
         match self.exchange(target) {
-            Err(kind) if reused && kind != "publish_timeout" => {
+            Err(kind) if reused && kind != FailureKind::PublishTimeout => {
                 self.stream = None;
                 self.exchange(target)
             }
@@ -95,10 +96,10 @@ impl PublishConnection {
         }
     }
 
-    fn exchange(&mut self, target: &PublishTarget) -> Result<u16, &'static str> {
+    fn exchange(&mut self, target: &PublishTarget) -> Result<u16, FailureKind> {
         if self.stream.is_none() {
             let s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
-                .map_err(|e| publish_kind(&e))?;
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             let _ = s.set_nodelay(true);
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             self.stream = Some(s);
@@ -110,58 +111,47 @@ impl PublishConnection {
         result
     }
 
-    fn exchange_on_stream(&mut self) -> Result<u16, &'static str> {
+    fn exchange_on_stream(&mut self) -> Result<u16, FailureKind> {
         let stream = self.stream.as_mut().expect("connected");
         stream
             .write_all(&self.request)
-            .map_err(|e| publish_kind(&e))?;
+            .map_err(|e| FailureKind::from_publish_io(&e))?;
         self.response.clear();
         let mut buf = [0u8; 4096];
         let (head, len) = loop {
-            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            let n = stream
+                .read(&mut buf)
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             if n == 0 {
-                return Err("publish_closed");
+                return Err(FailureKind::PublishClosed);
             }
             self.response.extend_from_slice(&buf[..n]);
             match http::parse_head(&self.response) {
                 Ok(Some(h)) => break h,
                 Ok(None) => {}
-                Err(_) => return Err("publish_bad_response"),
+                Err(_) => return Err(FailureKind::PublishBadResponse),
             }
         };
         let mut body = BodyDecoder::new(head.body);
         body.feed(&self.response[len..], &mut |_| {})
-            .map_err(|_| "publish_bad_response")?;
+            .map_err(|_| FailureKind::PublishBadResponse)?;
         while !body.is_done() {
-            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            let n = stream
+                .read(&mut buf)
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             if n == 0 {
                 if head.body == http::BodyMode::Close {
                     break;
                 }
-                return Err("publish_closed");
+                return Err(FailureKind::PublishClosed);
             }
             body.feed(&buf[..n], &mut |_| {})
-                .map_err(|_| "publish_bad_response")?;
+                .map_err(|_| FailureKind::PublishBadResponse)?;
         }
         if head.closes() {
             self.stream = None;
         }
         Ok(head.status)
-    }
-}
-
-/// A failure kind for a publish I/O error.
-fn publish_kind(e: &io::Error) -> &'static str {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    ) {
-        return "publish_timeout";
-    }
-    match io_error_kind(e) {
-        "connect_refused" => "publish_connect_refused",
-        "connection_reset" => "publish_connection_reset",
-        _ => "publish_io_error",
     }
 }
 
@@ -213,9 +203,7 @@ pub fn publish_phase(
                         payload::encode(stamp, target.payload, &mut body);
                         match conn.post(target, &body) {
                             Ok(s) if (200..300).contains(&s) => ok += 1,
-                            Ok(s) => {
-                                count_error(&mut errors, &format!("publish_{}", status_kind(s)), 1)
-                            }
+                            Ok(s) => count_error(&mut errors, FailureKind::publish_status(s), 1),
                             Err(kind) => count_error(&mut errors, kind, 1),
                         }
                     }
@@ -239,7 +227,7 @@ pub fn publish_phase(
     for (ok, errors, max_lag, last_lag, last_i) in results {
         out.published += ok;
         for (kind, n) in errors {
-            count_error(&mut out.errors, &kind, n);
+            count_error(&mut out.errors, kind, n);
         }
         out.max_lag_ns = out.max_lag_ns.max(max_lag);
         if last_i >= last.0 {

@@ -20,6 +20,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 
+use crate::failure::FailureKind;
 use crate::http::{self, BodyDecoder, BodyMode};
 use crate::payload;
 use crate::sse::{Dispatch, EventStreamParser};
@@ -218,26 +219,6 @@ pub fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// A failure kind for an I/O error.
-pub fn io_error_kind(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => return "connect_refused",
-        Some(libc::EADDRNOTAVAIL) => return "no_local_port",
-        Some(libc::EMFILE) | Some(libc::ENFILE) => return "too_many_open_files",
-        Some(libc::ETIMEDOUT) => return "tcp_timeout",
-        Some(libc::ECONNRESET) => return "connection_reset",
-        Some(libc::EPIPE) => return "broken_pipe",
-        Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) => return "unreachable",
-        _ => {}
-    }
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connect_refused",
-        io::ErrorKind::ConnectionReset => "connection_reset",
-        io::ErrorKind::TimedOut => "tcp_timeout",
-        _ => "io_error",
-    }
-}
-
 /// A non-blocking connect from `src` (port chosen by the kernel at connect time) to `dst`.
 pub fn connect(src: Option<IpAddr>, dst: SocketAddr) -> io::Result<TcpStream> {
     let Some(src) = src else {
@@ -424,7 +405,7 @@ impl SubscriberLoop {
                     self.conns[i].state,
                     ConnState::Connecting { .. } | ConnState::ReadingHead
                 ) {
-                    self.close(i, "response_timeout");
+                    self.close(i, FailureKind::ResponseTimeout);
                 }
             }
         }
@@ -461,16 +442,16 @@ impl SubscriberLoop {
                         sub.state = ConnState::Connecting { written: 0 };
                         self.deadlines.push_back((deadline, i));
                     }
-                    Err(e) => self.fail_open(io_error_kind(&e)),
+                    Err(e) => self.fail_open(FailureKind::from_io(&e)),
                 }
             }
-            Err(e) => self.fail_open(io_error_kind(&e)),
+            Err(e) => self.fail_open(FailureKind::from_io(&e)),
         }
         self.conns.push(sub);
     }
 
     /// Counts a connection that failed before it was registered.
-    fn fail_open(&mut self, kind: &str) {
+    fn fail_open(&mut self, kind: FailureKind) {
         count_error(&mut self.rec.errors, kind, 1);
         self.rec.progress.failed.fetch_add(1, Relaxed);
     }
@@ -498,20 +479,20 @@ impl SubscriberLoop {
     }
 
     /// Completes the connect and writes the request. `Ok(true)` once the request is sent.
-    fn send_request(&mut self, i: usize, mut written: usize) -> Result<bool, &'static str> {
+    fn send_request(&mut self, i: usize, mut written: usize) -> Result<bool, FailureKind> {
         let conn = &mut self.conns[i];
         let Some(stream) = conn.stream.as_mut() else {
             return Ok(false);
         };
         if written == 0 {
             match stream.take_error() {
-                Ok(Some(e)) | Err(e) => return Err(io_error_kind(&e)),
+                Ok(Some(e)) | Err(e) => return Err(FailureKind::from_io(&e)),
                 Ok(None) => {}
             }
             match stream.peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
-                Err(e) => return Err(io_error_kind(&e)),
+                Err(e) => return Err(FailureKind::from_io(&e)),
             }
         }
         let request = self.target.request.as_bytes();
@@ -523,14 +504,14 @@ impl SubscriberLoop {
                     return Ok(false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error_kind(&e)),
+                Err(e) => return Err(FailureKind::from_io(&e)),
             }
         }
         // Nothing more to write: only readable interest from now on.
         self.poll
             .registry()
             .reregister(stream, Token(i), Interest::READABLE)
-            .map_err(|e| io_error_kind(&e))?;
+            .map_err(|e| FailureKind::from_io(&e))?;
         conn.state = ConnState::ReadingHead;
         Ok(true)
     }
@@ -542,7 +523,7 @@ impl SubscriberLoop {
     /// socket, and data or a FIN arriving later is a new edge, hence a new event. A FIN that
     /// arrived before this event sets `closing` (EPOLLRDHUP), and then we read on until EOF so
     /// a dropped connection is never missed.
-    fn read(&mut self, i: usize, closing: bool) -> Result<(), &'static str> {
+    fn read(&mut self, i: usize, closing: bool) -> Result<(), FailureKind> {
         let conn = &mut self.conns[i];
         let rec = &mut self.rec;
         let mut delivered = 0u64;
@@ -553,9 +534,9 @@ impl SubscriberLoop {
             match stream.read(&mut self.buf) {
                 Ok(0) => {
                     break Err(if conn.state == ConnState::Streaming {
-                        "closed_by_server"
+                        FailureKind::ClosedByServer
                     } else {
-                        "closed_before_response"
+                        FailureKind::ClosedBeforeResponse
                     });
                 }
                 Ok(n) => {
@@ -569,7 +550,7 @@ impl SubscriberLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(io_error_kind(&e)),
+                Err(e) => break Err(FailureKind::from_io(&e)),
             }
         };
         if delivered > 0 {
@@ -580,7 +561,7 @@ impl SubscriberLoop {
     }
 
     /// Closes connection `i`, counting why.
-    fn close(&mut self, i: usize, kind: &str) {
+    fn close(&mut self, i: usize, kind: FailureKind) {
         let conn = &mut self.conns[i];
         if let Some(mut stream) = conn.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
@@ -613,7 +594,11 @@ impl SubscriberLoop {
                 // The ramp is over, finished or not: connections not open now never count.
                 let never_opened = self.plan.connections - self.conns.len();
                 if never_opened > 0 {
-                    count_error(&mut self.rec.errors, "ramp_timeout", never_opened as u64);
+                    count_error(
+                        &mut self.rec.errors,
+                        FailureKind::RampTimeout,
+                        never_opened as u64,
+                    );
                     self.rec
                         .progress
                         .failed
@@ -625,7 +610,7 @@ impl SubscriberLoop {
                         self.conns[i].state,
                         ConnState::Connecting { .. } | ConnState::ReadingHead
                     ) {
-                        self.close(i, "ramp_timeout");
+                        self.close(i, FailureKind::RampTimeout);
                     }
                 }
                 self.deadlines.clear();
@@ -678,7 +663,7 @@ impl SubscriberLoop {
                 report.subscriber_cpu_ns =
                     thread_cpu_ns().saturating_sub(self.rec.phase_cpu_start_ns);
                 for (k, v) in std::mem::take(&mut self.rec.errors) {
-                    count_error(&mut report.errors, &k, v);
+                    count_error(&mut report.errors, k, v);
                 }
                 self.rec.phase.active = false;
                 let _ = reply.send(report);
@@ -695,7 +680,7 @@ fn process(
     rec: &mut Recorder,
     now_ns: u64,
     delivered: &mut u64,
-) -> Result<(), &'static str> {
+) -> Result<(), FailureKind> {
     let mut bytes = bytes;
     if conn.state == ConnState::ReadingHead {
         conn.head.extend_from_slice(bytes);
@@ -705,10 +690,10 @@ fn process(
             Err(e) => return Err(e.kind()),
         };
         if head.status != 200 {
-            return Err(status_kind(head.status));
+            return Err(FailureKind::status(head.status));
         }
         if !head.is_event_stream() {
-            return Err("bad_content_type");
+            return Err(FailureKind::BadContentType);
         }
         conn.state = ConnState::Streaming;
         conn.body = BodyDecoder::new(head.body);
@@ -722,29 +707,6 @@ fn process(
     Ok(())
 }
 
-/// A failure kind for an HTTP status: `status_500`, or `status_other`.
-pub fn status_kind(status: u16) -> &'static str {
-    match status {
-        200 => "status_200",
-        204 => "status_204",
-        301 => "status_301",
-        302 => "status_302",
-        400 => "status_400",
-        401 => "status_401",
-        403 => "status_403",
-        404 => "status_404",
-        405 => "status_405",
-        408 => "status_408",
-        413 => "status_413",
-        429 => "status_429",
-        500 => "status_500",
-        502 => "status_502",
-        503 => "status_503",
-        504 => "status_504",
-        _ => "status_other",
-    }
-}
-
 /// Decodes body bytes and parses the events in them.
 fn process_body(
     conn: &mut Subscriber,
@@ -752,7 +714,7 @@ fn process_body(
     rec: &mut Recorder,
     now_ns: u64,
     delivered: &mut u64,
-) -> Result<(), &'static str> {
+) -> Result<(), FailureKind> {
     let Subscriber {
         body,
         parser,
@@ -768,7 +730,7 @@ fn process_body(
     })
     .map_err(|e| e.kind())?;
     if body.is_done() {
-        return Err("closed_by_server");
+        return Err(FailureKind::ClosedByServer);
     }
     Ok(())
 }
