@@ -10,7 +10,8 @@
 //! - [`http`]: HTTP/1.1 response head (`httparse`) and body decoding (chunked, length, close).
 //! - [`sse`]: the incremental WHATWG event-stream parser.
 //! - [`payload`]: the published event body (`run`, `seq`, scheduled time) and its parser.
-//! - [`subscriber`]: the mio event loop holding many subscriber connections per thread.
+//! - [`subscriber`]: many subscriber connections per thread: `event_loop`, `connect`,
+//!   `connection`, `response` (head, body, events) and `tracking` (what each received).
 //! - [`group`]: subscriber threads behind one interface (`SubscriberGroup`), in this process.
 //! - [`worker`]: worker processes: the hidden `worker` subcommand and the parent side of its pipe.
 //! - [`publisher`]: keep-alive POST publishers on a fixed schedule.
