@@ -17,7 +17,8 @@
 //! - [`publisher`]: keep-alive POST publishers on a fixed schedule.
 //! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
 //! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
-//! - [`fanout`]: the `fanout` measurement: ramp, publish, drain, rate search, report.
+//! - [`fanout`]: the `fanout` measurement: `settings`, `run` (ramp, main phase), `phase`
+//!   (groups, publish, drain), `rate_search` (pure `next_rate`), `report` (figures), `print`.
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
 //! - [`watch`]: the `watch` debugging client.

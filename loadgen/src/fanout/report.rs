@@ -1,0 +1,341 @@
+//! The result of a fanout run: [`FanoutReport`] (every figure and the settings, one JSON line
+//! per run), its rate-search phases, and how the figures follow from what the run measured.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::rate_search::SearchOutcome;
+use super::settings::FanoutSettings;
+use crate::publisher::PublishOutcome;
+use crate::stats::{ErrorCounts, PhaseReport, counts_by_name};
+use crate::subscriber::{ProgressSnapshot, unix_now_ns};
+
+/// One phase of the rate search.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchPhase {
+    /// Events per second.
+    pub rate: f64,
+    /// Events published.
+    pub events: u64,
+    /// Deliveries.
+    pub deliveries: u64,
+    /// Lost deliveries.
+    pub lost: u64,
+    /// Duplicated deliveries.
+    pub duplicated: u64,
+    /// p99 latency, µs.
+    pub p99_us: u64,
+    /// Whether the publisher kept the schedule.
+    pub kept_schedule: bool,
+    /// Publish failures.
+    pub publish_errors: u64,
+    /// Server CPU seconds during the phase.
+    pub server_cpu_s: Option<f64>,
+    /// The phase passed: no loss, no publish error, p99 within `--max-p99`, schedule kept.
+    pub passed: bool,
+}
+
+/// The result of one fanout run: every figure and the settings. One JSON line per run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FanoutReport {
+    /// Name of the server under test (`--label`).
+    pub label: String,
+    /// Name of the scenario (`--scenario`, default `<payload>B@<rate>/s`).
+    pub scenario: String,
+    /// When the run started, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// When it finished.
+    pub finished_unix_s: f64,
+    /// Subscribe URL.
+    pub url: String,
+    /// Publish URL.
+    pub publish_url: String,
+    /// Subscribers asked for.
+    pub connections: u64,
+    /// Event loops.
+    pub threads: usize,
+    /// Worker processes (1: none, all in this process).
+    pub processes: usize,
+    /// Source addresses used.
+    pub source_ips: usize,
+    /// Asked connect rate, per second.
+    pub connect_rate: f64,
+    /// Events of the main phase.
+    pub events: u64,
+    /// Event rate of the main phase, per second.
+    pub rate: f64,
+    /// Payload bytes.
+    pub payload_bytes: u64,
+    /// Publishing connections.
+    pub publishers: usize,
+    /// Drain timeout, s.
+    pub drain_timeout_s: f64,
+    /// Response (connect to head) timeout, s.
+    pub response_timeout_s: f64,
+    /// Fewest events per rate-search phase.
+    pub search_events: u64,
+    /// Length of a rate-search phase, s.
+    pub search_phase_s: f64,
+    /// p99 limit of a passing search phase, ms.
+    pub max_p99_ms: f64,
+    /// Highest rate the search tries, events/s.
+    pub max_rate: f64,
+    /// Soft open-file limit per process.
+    pub fd_limit: u64,
+    /// Where latency is measured from: always `scheduled_send_time`.
+    pub latency_origin: String,
+    /// Subscribers that got a 200 event stream.
+    pub connections_open: u64,
+    /// Subscribers that failed to.
+    pub connections_failed: u64,
+    /// Connections resolved (open or failed) per second during the ramp.
+    pub connect_rate_achieved: f64,
+    /// Ramp duration, s.
+    pub ramp_s: f64,
+    /// Distinct deliveries in the main phase.
+    pub deliveries: u64,
+    /// Events x connections open at the start of the main phase.
+    pub expected_deliveries: u64,
+    /// Deliveries that never arrived (within the drain timeout).
+    pub lost: u64,
+    /// Connections that missed at least one event of the main phase.
+    pub connections_with_loss: u64,
+    /// Deliveries received more than once.
+    pub duplicated: u64,
+    /// Deliveries received after a later event.
+    pub out_of_order: u64,
+    /// Deliveries of an earlier phase arriving after its end.
+    pub late: u64,
+    /// Connections that dropped during the main phase.
+    pub dropped_connections: u64,
+    /// Failures by kind over the whole run (ramp, phases, publishing).
+    pub errors: BTreeMap<String, u64>,
+    /// Events published with a 2xx answer in the main phase.
+    pub published: u64,
+    /// Largest publisher delay behind schedule, ms.
+    pub publish_max_lag_ms: f64,
+    /// Whether the publisher kept the schedule in the main phase.
+    pub publisher_kept_schedule: bool,
+    /// Latency percentiles of the main phase, µs.
+    pub latency_p50_us: u64,
+    /// p90.
+    pub latency_p90_us: u64,
+    /// p99.
+    pub latency_p99_us: u64,
+    /// p99.9.
+    pub latency_p999_us: u64,
+    /// Maximum.
+    pub latency_max_us: u64,
+    /// Mean.
+    pub latency_mean_us: f64,
+    /// Per event, time until the last subscriber had it: p50, ms.
+    pub last_subscriber_p50_ms: f64,
+    /// p99.
+    pub last_subscriber_p99_ms: f64,
+    /// Maximum.
+    pub last_subscriber_max_ms: f64,
+    /// Deliveries per second, from the first scheduled send to the last receipt.
+    pub deliveries_per_sec: f64,
+    /// Where server memory and CPU come from: `proc`, `metrics` or `none`.
+    pub memory_source: String,
+    /// Server RSS before opening the connections, bytes.
+    pub server_rss_before_bytes: Option<u64>,
+    /// Server RSS with every connection open and idle, bytes.
+    pub server_rss_after_bytes: Option<u64>,
+    /// (after - before) / connections open.
+    pub server_rss_per_conn_bytes: Option<f64>,
+    /// Kernel TCP socket memory before, bytes: buffers (`/proc/net/sockstat`) plus socket slab
+    /// objects (`/proc/slabinfo`, when readable).
+    pub kernel_sock_mem_before_bytes: Option<u64>,
+    /// Kernel TCP socket memory after, bytes.
+    pub kernel_sock_mem_after_bytes: Option<u64>,
+    /// (after - before) / connections open; on loopback both ends are counted.
+    pub kernel_sock_mem_per_conn_bytes: Option<f64>,
+    /// Server CPU seconds during the main phase.
+    pub server_cpu_s: Option<f64>,
+    /// Server CPU seconds per million deliveries in the main phase.
+    pub server_cpu_s_per_million_deliveries: Option<f64>,
+    /// CPU seconds of the load generator (all its processes) over the whole run.
+    pub loadgen_cpu_s: f64,
+    /// Load generator CPU per delivery in the main phase (publishing included), µs.
+    pub loadgen_cpu_us_per_delivery: Option<f64>,
+    /// CPU of the subscriber threads alone (the receive path) per delivery in the main phase, µs.
+    pub loadgen_subscriber_cpu_us_per_delivery: Option<f64>,
+    /// Resident memory of the load generator (all its processes) with every connection open.
+    pub loadgen_rss_bytes: u64,
+    /// Whether the rate search ran.
+    pub rate_search: bool,
+    /// Highest rate of a passing search phase, events/s (the search doubles the rate from
+    /// `--rate` until a phase fails, then bisects to within 10 %).
+    pub max_sustained_rate: Option<f64>,
+    /// That rate x connections open.
+    pub max_sustained_deliveries_per_sec: Option<f64>,
+    /// Server CPU seconds per million deliveries over the search phases.
+    pub rate_search_server_cpu_s_per_million_deliveries: Option<f64>,
+    /// Every search phase.
+    pub rate_search_phases: Vec<SearchPhase>,
+}
+
+/// A finished run: the report and the main phase's latency histogram.
+#[derive(Debug)]
+pub struct FanoutRun {
+    /// Every figure.
+    pub report: FanoutReport,
+    /// Main-phase latency, µs.
+    pub latency: Histogram<u64>,
+}
+
+/// What a run measured, before it is turned into figures.
+pub(super) struct Measurements {
+    /// When the run started, seconds since the Unix epoch.
+    pub started_unix_s: f64,
+    /// The subscribe URL, resolved.
+    pub url: String,
+    /// The publish URL, resolved.
+    pub publish_url: String,
+    /// Processes holding the subscribers.
+    pub processes: usize,
+    /// Soft open-file limit per process.
+    pub fd_limit: u64,
+    /// How long the ramp took.
+    pub ramp: Duration,
+    /// The counters at the end of the ramp.
+    pub ramp_progress: ProgressSnapshot,
+    /// Where server memory and CPU come from.
+    pub memory_source: &'static str,
+    /// Server RSS before and after the ramp.
+    pub rss: (Option<u64>, Option<u64>),
+    /// Kernel socket memory before and after the ramp.
+    pub sock: (Option<u64>, Option<u64>),
+    /// The load generator's RSS with every connection open.
+    pub loadgen_rss: u64,
+    /// What the subscribers saw in the main phase.
+    pub main: PhaseReport,
+    /// How the main phase's publishing went.
+    pub publish: PublishOutcome,
+    /// Server CPU seconds during the main phase.
+    pub server_cpu_s: Option<f64>,
+    /// Load generator CPU seconds during the main phase.
+    pub loadgen_main_cpu_s: f64,
+    /// Load generator CPU seconds over the whole run.
+    pub loadgen_cpu_s: f64,
+    /// Failures over the whole run.
+    pub errors: ErrorCounts,
+    /// The rate search, when it ran.
+    pub search: SearchOutcome,
+}
+
+impl FanoutRun {
+    /// The figures of a run configured by `s` that measured `m`.
+    pub(super) fn from_measurements(s: &FanoutSettings, m: Measurements) -> FanoutRun {
+        let main = &m.main;
+        let opened = m.ramp_progress.opened;
+        let per_conn = |(before, after): (Option<u64>, Option<u64>)| {
+            before
+                .zip(after)
+                .filter(|_| opened > 0)
+                .map(|(b, a)| (a as f64 - b as f64) / opened as f64)
+        };
+        let last_sub = main.last_subscriber_histogram();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let span_ns = main
+            .last_delivery_unix_ns
+            .saturating_sub(m.publish.start_unix_ns);
+        let per_million =
+            |cpu: Option<f64>, d: u64| cpu.filter(|_| d > 0).map(|c| c / d as f64 * 1e6);
+        let best_rate = m.search.best_rate;
+        let report = FanoutReport {
+            label: s.label.clone(),
+            scenario: s
+                .scenario
+                .clone()
+                .unwrap_or_else(|| format!("{}B@{}/s", s.payload, s.rate)),
+            started_unix_s: m.started_unix_s,
+            finished_unix_s: unix_now_ns() as f64 / 1e9,
+            url: m.url,
+            publish_url: m.publish_url,
+            connections: s.connections,
+            threads: s.threads,
+            processes: m.processes,
+            source_ips: s.source_ips.len(),
+            connect_rate: s.connect_rate,
+            events: s.events,
+            rate: s.rate,
+            payload_bytes: s.payload,
+            publishers: s.publishers,
+            drain_timeout_s: s.drain_timeout.as_secs_f64(),
+            response_timeout_s: s.response_timeout.as_secs_f64(),
+            search_events: s.search_events,
+            search_phase_s: s.search_phase.as_secs_f64(),
+            max_p99_ms: s.max_p99.as_secs_f64() * 1e3,
+            max_rate: s.max_rate,
+            fd_limit: m.fd_limit,
+            latency_origin: "scheduled_send_time".into(),
+            connections_open: opened,
+            // Connections still opening when the main phase started were closed and counted as
+            // `ramp_timeout` failures.
+            connections_failed: s.connections - opened,
+            connect_rate_achieved: (opened + m.ramp_progress.failed) as f64
+                / m.ramp.as_secs_f64().max(1e-9),
+            ramp_s: m.ramp.as_secs_f64(),
+            deliveries: main.deliveries,
+            expected_deliveries: main.connections * s.events,
+            lost: main.lost,
+            connections_with_loss: main.connections_with_loss,
+            duplicated: main.duplicated,
+            out_of_order: main.out_of_order,
+            late: main.late,
+            dropped_connections: main.dropped,
+            errors: counts_by_name(&m.errors),
+            published: m.publish.published,
+            publish_max_lag_ms: m.publish.max_lag_ns as f64 / 1e6,
+            publisher_kept_schedule: m.publish.kept_schedule,
+            latency_p50_us: main.latency.value_at_quantile(0.5),
+            latency_p90_us: main.latency.value_at_quantile(0.9),
+            latency_p99_us: main.latency.value_at_quantile(0.99),
+            latency_p999_us: main.latency.value_at_quantile(0.999),
+            latency_max_us: main.latency.max(),
+            latency_mean_us: main.latency.mean(),
+            last_subscriber_p50_ms: ms(last_sub.value_at_quantile(0.5)),
+            last_subscriber_p99_ms: ms(last_sub.value_at_quantile(0.99)),
+            last_subscriber_max_ms: ms(last_sub.max()),
+            deliveries_per_sec: if span_ns > 0 {
+                main.deliveries as f64 / (span_ns as f64 / 1e9)
+            } else {
+                0.0
+            },
+            memory_source: m.memory_source.into(),
+            server_rss_before_bytes: m.rss.0,
+            server_rss_after_bytes: m.rss.1,
+            server_rss_per_conn_bytes: per_conn(m.rss),
+            kernel_sock_mem_before_bytes: m.sock.0,
+            kernel_sock_mem_after_bytes: m.sock.1,
+            kernel_sock_mem_per_conn_bytes: per_conn(m.sock),
+            server_cpu_s: m.server_cpu_s,
+            server_cpu_s_per_million_deliveries: per_million(m.server_cpu_s, main.deliveries),
+            loadgen_cpu_s: m.loadgen_cpu_s,
+            loadgen_cpu_us_per_delivery: (main.deliveries > 0)
+                .then(|| m.loadgen_main_cpu_s / main.deliveries as f64 * 1e6),
+            loadgen_subscriber_cpu_us_per_delivery: (main.deliveries > 0)
+                .then(|| main.subscriber_cpu_ns as f64 / 1e3 / main.deliveries as f64),
+            loadgen_rss_bytes: m.loadgen_rss,
+            rate_search: s.rate_search,
+            max_sustained_rate: best_rate,
+            max_sustained_deliveries_per_sec: best_rate.map(|r| r * opened as f64),
+            rate_search_server_cpu_s_per_million_deliveries: if s.rate_search {
+                per_million(m.search.server_cpu_s, m.search.deliveries)
+            } else {
+                None
+            },
+            rate_search_phases: m.search.phases,
+        };
+        FanoutRun {
+            report,
+            latency: m.main.latency,
+        }
+    }
+}
