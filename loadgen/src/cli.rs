@@ -16,9 +16,52 @@ use crate::units::{
 };
 use crate::watch::{WatchSettings, run_watch};
 
+/// The exit statuses, as `--help` shows them.
+pub const EXIT_STATUS_HELP: &str = "Exit status:
+  0  success
+  1  the command could not be done, or measured nothing (the error says why, on one line)
+  2  usage error: the command line is wrong (clap's message says how)
+  3  fanout --fail-on-loss: a delivery was lost or duplicated";
+
+/// How `sse-loadgen` exits. Each value is documented in `--help` ([`EXIT_STATUS_HELP`]) and the
+/// README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Exit {
+    /// Done.
+    Success,
+    /// The command could not be done, or measured nothing.
+    Failure,
+    /// The command line is wrong (clap's status).
+    Usage,
+    /// `fanout --fail-on-loss` saw a delivery lost or duplicated.
+    Loss,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Loss => 3,
+        }
+    }
+
+    /// A short name, for messages and tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Loss => "loss",
+        }
+    }
+}
+
 /// Measures Server-Sent Events servers: fan-out latency, loss, memory and CPU per connection.
 #[derive(Debug, Parser)]
-#[command(name = "sse-loadgen", version, about)]
+#[command(name = "sse-loadgen", version, about, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -31,6 +74,7 @@ pub enum Command {
     /// Print the events of one stream (a debugging client).
     Watch(WatchArgs),
     /// Open N subscribers, publish events, measure latency, loss, memory and CPU.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Fanout(FanoutArgs),
     /// Run fanout at several sizes and tabulate memory and latency against connections.
     Scale(ScaleArgs),
@@ -175,7 +219,7 @@ pub struct FanoutArgs {
     /// Write the latency histogram (percentile distribution, .hgrm text) to FILE.
     #[arg(long)]
     pub hdr_log: Option<PathBuf>,
-    /// Exit with status 2 when any delivery was lost or duplicated.
+    /// Exit with status 3 when any delivery was lost or duplicated.
     #[arg(long)]
     pub fail_on_loss: bool,
 }
@@ -250,7 +294,7 @@ impl RunArgs {
 }
 
 /// Runs the command; returns the exit status of a run that could be done.
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(cli: Cli) -> Result<Exit> {
     let stdout = std::io::stdout();
     let werr = |e| Error::io("cannot write to stdout", e);
     match cli.command {
@@ -267,7 +311,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 max_events: a.max_events,
             };
             run_watch(&settings, &mut stdout.lock())?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Fanout(a) => {
             let run = run_fanout(&a.run.settings(a.connections))?;
@@ -282,7 +326,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             }
             let lossy = run.report.lost > 0 || run.report.duplicated > 0;
-            Ok(if a.fail_on_loss && lossy { 2 } else { 0 })
+            Ok(if a.fail_on_loss && lossy {
+                Exit::Loss
+            } else {
+                Exit::Success
+            })
         }
         Command::Scale(a) => {
             let settings = ScaleSettings {
@@ -292,17 +340,17 @@ pub fn run(cli: Cli) -> Result<u8> {
                 settle_timeout: a.settle_timeout,
             };
             run_scale(&settings, &mut stdout.lock())?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Report(a) => {
             let reports = crate::report::read_reports(&a.inputs)?;
             let summary = crate::report::write_report(&reports, &a.out_dir)?;
             stdout.lock().write_all(summary.as_bytes()).map_err(werr)?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Worker => {
             crate::worker::run_worker()?;
-            Ok(0)
+            Ok(Exit::Success)
         }
     }
 }

@@ -222,9 +222,9 @@ fn cli_accepts_every_option() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--fail-on-loss` turns a lossy run into exit status 2.
+/// `--fail-on-loss` turns a lossy run into exit status 3 (2 is a usage error, as clap has it).
 #[test]
-fn fail_on_loss_exits_2() {
+fn fail_on_loss_exits_3() {
     let (server, _) = fake_broker(Mode::Silent);
     let out = loadgen(&[
         "fanout",
@@ -243,7 +243,7 @@ fn fail_on_loss_exits_2() {
     ]);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -413,7 +413,8 @@ fn worker_processes_merge_into_exact_totals() {
     }
 }
 
-/// Bad command lines: one line `sse-loadgen: error: ...` on stderr, exit status 1, no panic.
+/// Bad values clap cannot judge (URLs, zero counts, unreachable servers, missing files): one
+/// line `sse-loadgen: error: ...` on stderr, exit status 1, no panic.
 #[test]
 fn bad_cli_input_gives_one_line_and_status_1() {
     let port = TcpListener::bind("127.0.0.1:0")
@@ -426,11 +427,8 @@ fn bad_cli_input_gives_one_line_and_status_1() {
         &["fanout", "--url", "not a url"],
         &["fanout", "--url", "https://127.0.0.1/events"],
         &["fanout", "--url", "http://127.0.0.1:1/", "-c", "0"],
-        &["fanout", "--url", "http://127.0.0.1:1/", "--rate", "0"],
-        &["fanout", "--url", "http://127.0.0.1:1/", "-c", "ten"],
         &["fanout", "--url", &unreachable],
         &["watch", &unreachable],
-        &["scale", "--url", "http://127.0.0.1:1/", "--steps", "1k,0"],
         &[
             "report",
             "--input",
@@ -438,7 +436,6 @@ fn bad_cli_input_gives_one_line_and_status_1() {
             "--out-dir",
             "/tmp/x",
         ],
-        &["bogus"],
     ];
     for args in cases {
         let out = loadgen(args);
@@ -450,6 +447,64 @@ fn bad_cli_input_gives_one_line_and_status_1() {
         );
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Usage errors show clap's whole message, which names the missing argument, lists allowed
+/// values, suggests a near flag and shows the usage, and exit with clap's status 2. Regression
+/// test for issue 15, defect 1 (only the first line was shown, with status 1).
+#[test]
+fn usage_errors_show_the_whole_message_and_exit_2() {
+    let url = "http://127.0.0.1:1/events";
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["Usage:", "fanout", "watch"]),
+        (&["fanout"], &["--url <URL>", "Usage:"]),
+        (&["watch", url, "--method", "PUT"], &["PUT", "GET", "POST"]),
+        (
+            &["fanout", "--url", url, "--conections", "5"],
+            &["--conections", "--connections"],
+        ),
+        (
+            &["fanout", "--url", url, "-c", "ten"],
+            &["\"ten\"", "--connections"],
+        ),
+        (&["bogus"], &["bogus", "Usage:"]),
+        (
+            &["fanout", "--url", url, "--rate", "0"],
+            &["--rate", "greater than 0"],
+        ),
+        (
+            &["scale", "--url", url, "--steps", "1k,0"],
+            &["--steps", "positive counts"],
+        ),
+    ];
+    for (args, wants) in cases {
+        let out = loadgen(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for want in *wants {
+            assert!(
+                stderr.contains(want),
+                "{args:?}: {want:?} missing in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// `--help` documents every exit status (issue 15, defect 1).
+#[test]
+fn help_documents_exit_statuses() {
+    for args in [&["--help"][..], &["fanout", "--help"][..]] {
+        let out = loadgen(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        for want in ["Exit status", "0 ", "1 ", "2 ", "3 ", "--fail-on-loss"] {
+            assert!(
+                stdout.contains(want),
+                "{args:?}: {want:?} missing in {stdout}"
+            );
+        }
     }
 }
 
