@@ -316,6 +316,10 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Fanout(a) => {
             let run = run_fanout(&a.run.settings(a.connections))?;
             print_report(&run.report, &mut stdout.lock()).map_err(werr)?;
+            // A run that measured nothing is not a result: no JSON line, no histogram.
+            if let Some(why) = run.report.nothing_measured() {
+                return Err(Error::NothingMeasured(why));
+            }
             if let Some(path) = &a.json {
                 append_json_line(path, &run.report)?;
             }

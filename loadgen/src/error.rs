@@ -60,6 +60,10 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A run completed but measured nothing (no subscriber connected, or every publish
+    /// failed); says why and quotes the server.
+    #[error("nothing was measured: {0}")]
+    NothingMeasured(String),
     /// A worker process misbehaved or died.
     #[error("worker process: {0}")]
     Worker(String),

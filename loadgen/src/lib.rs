@@ -8,6 +8,7 @@
 //! - [`units`]: parsers for counts (`10k`), sizes (`1KiB`), durations (`500ms`), rates, IP ranges.
 //! - [`url`]: the small `http://` URL type everything is configured by.
 //! - [`http`]: HTTP/1.1 response head (`httparse`) and body decoding (chunked, length, close).
+//! - [`reply`]: a server's answer (status, content type, body excerpt) kept to quote it.
 //! - [`sse`]: the incremental WHATWG event-stream parser.
 //! - [`payload`]: the published event body (`run`, `seq`, scheduled time) and its parser.
 //! - [`subscriber`]: many subscriber connections per thread: `event_loop`, `connect`,
@@ -34,6 +35,7 @@ pub mod group;
 pub mod http;
 pub mod payload;
 pub mod publisher;
+pub mod reply;
 pub mod report;
 pub mod scale;
 pub mod sse;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::failure::FailureKind;
 use crate::http::{self, BodyDecoder};
 use crate::payload::{self, Stamp};
+use crate::reply::ServerReply;
 use crate::stats::{ErrorCounts, count_error};
 use crate::subscriber::unix_now_ns;
 use crate::url::HttpUrl;
@@ -56,6 +57,34 @@ pub struct PublishOutcome {
     pub actual: Duration,
     /// Publishing connections used.
     pub publishers: usize,
+    /// The first answer outside 2xx, quoted when every publish failed.
+    pub first_refusal: Option<ServerReply>,
+}
+
+/// A publish the server answered.
+#[derive(Debug, Clone)]
+struct Answer {
+    /// The status.
+    status: u16,
+    /// The whole reply, kept only when the status is outside 2xx.
+    refusal: Option<ServerReply>,
+}
+
+/// What one publishing thread counted.
+#[derive(Debug, Default)]
+struct PublisherTally {
+    /// Events answered 2xx.
+    ok: u64,
+    /// Failures by kind.
+    errors: ErrorCounts,
+    /// Largest send delay, ns.
+    max_lag_ns: u64,
+    /// Send delay of this thread's last event, ns.
+    last_lag_ns: u64,
+    /// Index of this thread's last event.
+    last_i: u64,
+    /// Its first answer outside 2xx.
+    first_refusal: Option<ServerReply>,
 }
 
 /// One keep-alive publishing connection.
@@ -70,7 +99,7 @@ struct PublishConnection {
 
 impl PublishConnection {
     /// Posts `body`; returns the status or a failure kind.
-    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<u16, FailureKind> {
+    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<Answer, FailureKind> {
         self.request.clear();
         let _ = write!(
             self.request,
@@ -96,7 +125,7 @@ impl PublishConnection {
         }
     }
 
-    fn exchange(&mut self, target: &PublishTarget) -> Result<u16, FailureKind> {
+    fn exchange(&mut self, target: &PublishTarget) -> Result<Answer, FailureKind> {
         if self.stream.is_none() {
             let s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
                 .map_err(|e| FailureKind::from_publish_io(&e))?;
@@ -111,7 +140,7 @@ impl PublishConnection {
         result
     }
 
-    fn exchange_on_stream(&mut self) -> Result<u16, FailureKind> {
+    fn exchange_on_stream(&mut self) -> Result<Answer, FailureKind> {
         let stream = self.stream.as_mut().expect("connected");
         stream
             .write_all(&self.request)
@@ -132,9 +161,12 @@ impl PublishConnection {
                 Err(_) => return Err(FailureKind::PublishBadResponse),
             }
         };
+        let refused = !(200..300).contains(&head.status);
         let mut body = BodyDecoder::new(head.body);
         body.feed(&self.response[len..], &mut |_| {})
             .map_err(|_| FailureKind::PublishBadResponse)?;
+        // A refusal is quoted from the bytes that came with its head; the rest is drained.
+        let refusal = refused.then(|| ServerReply::new(&head, &self.response[len..]));
         while !body.is_done() {
             let n = stream
                 .read(&mut buf)
@@ -151,7 +183,10 @@ impl PublishConnection {
         if head.closes() {
             self.stream = None;
         }
-        Ok(head.status)
+        Ok(Answer {
+            status: head.status,
+            refusal,
+        })
     }
 }
 
@@ -164,52 +199,21 @@ pub fn publish_phase(
     rate: f64,
 ) -> PublishOutcome {
     let lead = Duration::from_millis(20);
-    let start = Instant::now() + lead;
-    let start_unix_ns = unix_now_ns() + lead.as_nanos() as u64;
+    let schedule = Schedule {
+        start: Instant::now() + lead,
+        start_unix_ns: unix_now_ns() + lead.as_nanos() as u64,
+        first_seq,
+        count,
+        rate,
+    };
     let k = match target.publishers {
         0 => ((rate / 1000.0).ceil() as usize).clamp(1, 16),
         k => k,
     }
     .clamp(1, count.max(1));
-    let results: Vec<(u64, ErrorCounts, u64, u64, u64)> = std::thread::scope(|scope| {
+    let tallies: Vec<PublisherTally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..k)
-            .map(|p| {
-                scope.spawn(move || {
-                    let mut conn = PublishConnection {
-                        stream: None,
-                        request: Vec::new(),
-                        response: Vec::new(),
-                    };
-                    let mut body = Vec::with_capacity(target.payload + 64);
-                    let (mut ok, mut errors, mut max_lag, mut last_lag) =
-                        (0u64, ErrorCounts::new(), 0u64, 0u64);
-                    let mut last_i = 0;
-                    for i in (p..count).step_by(k) {
-                        let offset = Duration::from_secs_f64(i as f64 / rate);
-                        let due = start + offset;
-                        let now = Instant::now();
-                        if due > now {
-                            std::thread::sleep(due - now);
-                        }
-                        let lag = Instant::now().saturating_duration_since(due).as_nanos() as u64;
-                        max_lag = max_lag.max(lag);
-                        last_lag = lag;
-                        last_i = i as u64;
-                        let stamp = Stamp {
-                            run: target.run_id,
-                            seq: first_seq + i as u64,
-                            scheduled_ns: start_unix_ns + offset.as_nanos() as u64,
-                        };
-                        payload::encode(stamp, target.payload, &mut body);
-                        match conn.post(target, &body) {
-                            Ok(s) if (200..300).contains(&s) => ok += 1,
-                            Ok(s) => count_error(&mut errors, FailureKind::publish_status(s), 1),
-                            Err(kind) => count_error(&mut errors, kind, 1),
-                        }
-                    }
-                    (ok, errors, max_lag, last_lag, last_i)
-                })
-            })
+            .map(|p| scope.spawn(move || publish_share(target, &schedule, p, k)))
             .collect();
         handles
             .into_iter()
@@ -217,25 +221,92 @@ pub fn publish_phase(
             .collect()
     });
     let mut out = PublishOutcome {
-        start_unix_ns,
+        start_unix_ns: schedule.start_unix_ns,
         scheduled: Duration::from_secs_f64(count as f64 / rate),
-        actual: Instant::now().saturating_duration_since(start),
+        actual: Instant::now().saturating_duration_since(schedule.start),
         publishers: k,
         ..PublishOutcome::default()
     };
     let mut last = (0, 0);
-    for (ok, errors, max_lag, last_lag, last_i) in results {
-        out.published += ok;
-        for (kind, n) in errors {
+    for tally in tallies {
+        out.published += tally.ok;
+        for (kind, n) in tally.errors {
             count_error(&mut out.errors, kind, n);
         }
-        out.max_lag_ns = out.max_lag_ns.max(max_lag);
-        if last_i >= last.0 {
-            last = (last_i, last_lag);
+        out.max_lag_ns = out.max_lag_ns.max(tally.max_lag_ns);
+        if tally.last_i >= last.0 {
+            last = (tally.last_i, tally.last_lag_ns);
+        }
+        if out.first_refusal.is_none() {
+            out.first_refusal = tally.first_refusal;
         }
     }
     out.end_lag_ns = last.1;
     let allowed = Duration::from_millis(20).max(out.scheduled / 20);
     out.kept_schedule = Duration::from_nanos(out.max_lag_ns) <= allowed;
     out
+}
+
+/// When a phase's events are due.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// When event 0 is due.
+    start: Instant,
+    /// The same moment, ns since the Unix epoch (stamped into payloads).
+    start_unix_ns: u64,
+    /// The sequence number of event 0.
+    first_seq: u64,
+    /// Events in the phase.
+    count: usize,
+    /// Events per second.
+    rate: f64,
+}
+
+/// Publisher `p` of `k`: posts events `p, p+k, p+2k, ...` of the phase, each at its time.
+fn publish_share(
+    target: &PublishTarget,
+    schedule: &Schedule,
+    p: usize,
+    k: usize,
+) -> PublisherTally {
+    let mut conn = PublishConnection {
+        stream: None,
+        request: Vec::new(),
+        response: Vec::new(),
+    };
+    let mut body = Vec::with_capacity(target.payload + 64);
+    let mut tally = PublisherTally::default();
+    for i in (p..schedule.count).step_by(k) {
+        let offset = Duration::from_secs_f64(i as f64 / schedule.rate);
+        let due = schedule.start + offset;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let lag = Instant::now().saturating_duration_since(due).as_nanos() as u64;
+        tally.max_lag_ns = tally.max_lag_ns.max(lag);
+        tally.last_lag_ns = lag;
+        tally.last_i = i as u64;
+        let stamp = Stamp {
+            run: target.run_id,
+            seq: schedule.first_seq + i as u64,
+            scheduled_ns: schedule.start_unix_ns + offset.as_nanos() as u64,
+        };
+        payload::encode(stamp, target.payload, &mut body);
+        match conn.post(target, &body) {
+            Ok(answer) if (200..300).contains(&answer.status) => tally.ok += 1,
+            Ok(answer) => {
+                count_error(
+                    &mut tally.errors,
+                    FailureKind::publish_status(answer.status),
+                    1,
+                );
+                if tally.first_refusal.is_none() {
+                    tally.first_refusal = answer.refusal;
+                }
+            }
+            Err(kind) => count_error(&mut tally.errors, kind, 1),
+        }
+    }
+    tally
 }

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailureKind;
+use crate::reply::ServerReply;
 
 /// The largest latency recorded, in µs (100 s); larger values are clamped to it.
 pub const MAX_LATENCY_US: u64 = 100_000_000;
@@ -70,6 +71,9 @@ pub struct PhaseReport {
     /// CPU time the subscriber threads spent during the phase, ns (the receive path's cost).
     #[serde(default)]
     pub subscriber_cpu_ns: u64,
+    /// The first reply that was not an event stream (for the ramp: in the first phase's report).
+    #[serde(default)]
+    pub first_reply: Option<ServerReply>,
 }
 
 impl PhaseReport {
@@ -89,6 +93,7 @@ impl PhaseReport {
             last_receipt_ns: vec![0; events],
             last_delivery_unix_ns: 0,
             subscriber_cpu_ns: 0,
+            first_reply: None,
         }
     }
 
@@ -117,6 +122,9 @@ impl PhaseReport {
         }
         self.last_delivery_unix_ns = self.last_delivery_unix_ns.max(other.last_delivery_unix_ns);
         self.subscriber_cpu_ns += other.subscriber_cpu_ns;
+        if self.first_reply.is_none() {
+            self.first_reply.clone_from(&other.first_reply);
+        }
     }
 
     /// A histogram (ms, µs precision) of the per-event last-subscriber times, over the events

@@ -508,6 +508,61 @@ fn help_documents_exit_statuses() {
     }
 }
 
+/// A fanout run that measured nothing is an error: pointed at a page that is not an event
+/// stream, no subscriber connects; with a publish URL the server refuses, every publish fails.
+/// Either exits 1 with one line quoting the server's first reply. Regression test for issue
+/// 15, defect 2 (both exited 0).
+#[test]
+fn fanout_that_measured_nothing_exits_1_quoting_the_server() {
+    let server = RealServer::start();
+    let base = format!("http://{}", server.addr);
+    let healthz = format!("{base}/healthz");
+    let events = server.url();
+    let no_topic = format!("{base}/publish");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--url", &healthz],
+            &[
+                "no subscriber connected",
+                "bad_content_type=3",
+                "200 OK",
+                "text/plain",
+                "\"ok\"",
+            ],
+        ),
+        (
+            &["--url", &events, "--publish-url", &no_topic],
+            &[
+                "every publish failed",
+                "publish_status_400=2",
+                "400",
+                "missing topic",
+            ],
+        ),
+    ];
+    for (args, wants) in cases {
+        let mut all = vec![
+            "fanout", "-c", "3", "--events", "2", "--settle", "0s", "--quiet",
+        ];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--drain-timeout", "200ms"]);
+        let out = loadgen(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("sse-loadgen: error: "),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        for want in *wants {
+            assert!(
+                stderr.contains(want),
+                "{args:?}: {want:?} missing in {stderr}"
+            );
+        }
+    }
+}
+
 /// `watch --json` prints exactly one object per dispatch, decoding a chunked body split at
 /// awkward places, and exits 0 at the end of the stream.
 #[test]

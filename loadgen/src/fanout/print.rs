@@ -117,6 +117,14 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
                 .map_or("none".into(), |v| format!("{v:.0}"))
         )?;
     }
+    for (side, reply) in [
+        ("subscribe", &r.first_subscribe_refusal),
+        ("publish", &r.first_publish_refusal),
+    ] {
+        if let Some(reply) = reply {
+            writeln!(out, "  first {side:<9}  refused: {reply}")?;
+        }
+    }
     if r.errors.is_empty() {
         writeln!(out, "  errors               none")?;
     } else {

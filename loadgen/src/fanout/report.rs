@@ -114,6 +114,12 @@ pub struct FanoutReport {
     pub dropped_connections: u64,
     /// Failures by kind over the whole run (ramp, phases, publishing).
     pub errors: BTreeMap<String, u64>,
+    /// The first subscribe reply that was not a 200 event stream, quoted
+    /// (`200 OK, content type text/plain: "ok"`).
+    pub first_subscribe_refusal: Option<String>,
+    /// The first publish reply outside 2xx in the main phase, quoted
+    /// (`400 Bad Request: "missing topic"`).
+    pub first_publish_refusal: Option<String>,
     /// Events published with a 2xx answer in the main phase.
     pub published: u64,
     /// Largest publisher delay behind schedule, ms.
@@ -291,6 +297,8 @@ impl FanoutRun {
             late: main.late,
             dropped_connections: main.dropped,
             errors: counts_by_name(&m.errors),
+            first_subscribe_refusal: main.first_reply.as_ref().map(|r| r.to_string()),
+            first_publish_refusal: m.publish.first_refusal.as_ref().map(|r| r.to_string()),
             published: m.publish.published,
             publish_max_lag_ms: m.publish.max_lag_ns as f64 / 1e6,
             publisher_kept_schedule: m.publish.kept_schedule,
@@ -336,6 +344,102 @@ impl FanoutRun {
         FanoutRun {
             report,
             latency: m.main.latency,
+        }
+    }
+}
+
+impl FanoutReport {
+    /// Why this run measured nothing, when it did: no subscriber connected, or every publish
+    /// of the main phase failed. Names the failures and quotes the server's first refusal.
+    pub fn nothing_measured(&self) -> Option<String> {
+        let kinds = |publish: bool| {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .filter(|(k, _)| k.starts_with("publish_") == publish)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if list.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", list.join(" "))
+            }
+        };
+        let quote = |reply: &Option<String>| {
+            reply
+                .as_ref()
+                .map_or(String::new(), |r| format!("; first reply: {r}"))
+        };
+        let mut why = Vec::new();
+        if self.connections_open == 0 {
+            why.push(format!(
+                "no subscriber connected ({} of {} failed{}){}",
+                self.connections_failed,
+                self.connections,
+                kinds(false),
+                quote(&self.first_subscribe_refusal)
+            ));
+        }
+        if self.published == 0 && self.events > 0 {
+            why.push(format!(
+                "every publish failed ({} of {}{}){}",
+                self.events,
+                self.events,
+                kinds(true),
+                quote(&self.first_publish_refusal)
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that measured something is fine; one without subscribers or without a single
+    /// successful publish says why, with the kinds and the quoted reply.
+    #[test]
+    fn nothing_measured_names_what_failed_and_quotes_the_server() {
+        let good = FanoutReport {
+            connections: 3,
+            connections_open: 3,
+            events: 2,
+            published: 2,
+            ..FanoutReport::default()
+        };
+        let no_subscribers = FanoutReport {
+            connections_open: 0,
+            connections_failed: 3,
+            errors: [("bad_content_type".to_string(), 3)].into(),
+            first_subscribe_refusal: Some("200 OK, content type text/plain: \"ok\"".into()),
+            ..good.clone()
+        };
+        let no_publish = FanoutReport {
+            published: 0,
+            errors: [("publish_status_400".to_string(), 2)].into(),
+            first_publish_refusal: Some("400 Bad Request: \"missing topic\"".into()),
+            ..good.clone()
+        };
+        let table: &[(&FanoutReport, Option<&str>)] = &[
+            (&good, None),
+            (
+                &no_subscribers,
+                Some(
+                    "no subscriber connected (3 of 3 failed: bad_content_type=3); first reply: \
+                     200 OK, content type text/plain: \"ok\"",
+                ),
+            ),
+            (
+                &no_publish,
+                Some(
+                    "every publish failed (2 of 2: publish_status_400=2); first reply: 400 Bad \
+                     Request: \"missing topic\"",
+                ),
+            ),
+        ];
+        for (report, want) in table {
+            assert_eq!(report.nothing_measured().as_deref(), *want);
         }
     }
 }

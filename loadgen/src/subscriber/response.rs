@@ -7,6 +7,7 @@ use super::connection::{ConnState, Subscriber};
 use super::tracking::{Receipt, Recorder, record};
 use crate::failure::FailureKind;
 use crate::http::{self, BodyDecoder};
+use crate::reply::ServerReply;
 use crate::sse::Dispatch;
 
 /// Feeds bytes read from `conn` through head parsing, body decoding and event parsing; adds the
@@ -26,11 +27,13 @@ pub(super) fn process(
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(e.kind()),
             };
-            if head.status != 200 {
-                return Err(FailureKind::status(head.status));
-            }
-            if !head.is_event_stream() {
-                return Err(FailureKind::BadContentType);
+            if head.status != 200 || !head.is_event_stream() {
+                rec.refused(|| ServerReply::new(&head, &conn.head[len..]));
+                return Err(if head.status != 200 {
+                    FailureKind::status(head.status)
+                } else {
+                    FailureKind::BadContentType
+                });
             }
             conn.state = ConnState::Streaming;
             conn.body = BodyDecoder::new(head.body);

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::connection::{ConnState, Subscriber};
 use super::{Progress, thread_cpu_ns};
 use crate::payload;
+use crate::reply::ServerReply;
 use crate::stats::{ErrorCounts, PhaseReport, count_error};
 
 /// What one connection has received of the current phase.
@@ -62,6 +63,8 @@ pub(super) struct Recorder {
     phase_cpu_start_ns: u64,
     /// Shared counters.
     pub(super) progress: Arc<Progress>,
+    /// The first reply that was not an event stream, since the last report.
+    first_reply: Option<ServerReply>,
 }
 
 impl Recorder {
@@ -75,6 +78,14 @@ impl Recorder {
             run_id,
             phase_cpu_start_ns: 0,
             progress,
+            first_reply: None,
+        }
+    }
+
+    /// Keeps `reply` if it is the first refusal since the last report.
+    pub(super) fn refused(&mut self, reply: impl FnOnce() -> ServerReply) {
+        if self.first_reply.is_none() {
+            self.first_reply = Some(reply());
         }
     }
 
@@ -132,6 +143,7 @@ impl Recorder {
         for (k, v) in std::mem::take(&mut self.errors) {
             count_error(&mut report.errors, k, v);
         }
+        report.first_reply = self.first_reply.take();
         self.phase.active = false;
         report
     }
