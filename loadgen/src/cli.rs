@@ -158,7 +158,7 @@ pub struct RunArgs {
     /// After the last publish, wait this long (at most) for every delivery.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
-    /// Time allowed from connect to the response head.
+    /// Time allowed from connect to the response head, for each subscriber and each publish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
     /// Idle time after all connections opened, before reading memory.
@@ -196,7 +196,8 @@ pub struct RunArgs {
     /// Name of the scenario (default: PAYLOADB@RATE/s).
     #[arg(long)]
     pub scenario: Option<String>,
-    /// No progress line on stderr.
+    /// No progress on stderr (otherwise: a line redrawn on a terminal, or a plain line every
+    /// 2 s and at the end of each step when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
     /// Binary to run as worker process (default: this executable).

@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::failure::FailureKind;
@@ -33,6 +34,17 @@ pub struct PublishTarget {
     pub payload: usize,
     /// Number of publishing connections; 0: one per 1,000 events/s of the phase (at most 16).
     pub publishers: usize,
+    /// Time allowed to connect, to send a publish and to get its answer (`--response-timeout`).
+    pub response_timeout: Duration,
+}
+
+/// Counters the publishers update while a phase runs, for the progress line.
+#[derive(Debug, Default)]
+pub struct PublishProgress {
+    /// Publishes answered 2xx.
+    pub published: AtomicU64,
+    /// Publishes that failed.
+    pub failed: AtomicU64,
 }
 
 /// How a phase's publishing went.
@@ -127,10 +139,13 @@ impl PublishConnection {
 
     fn exchange(&mut self, target: &PublishTarget) -> Result<Answer, FailureKind> {
         if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
+            let s = TcpStream::connect_timeout(&target.addr, target.response_timeout)
                 .map_err(|e| FailureKind::from_publish_io(&e))?;
             let _ = s.set_nodelay(true);
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            // An answer that does not come within the timeout is a `publish_timeout`, so a
+            // server that stops answering costs one timeout per event, not a fixed 10 s.
+            let _ = s.set_read_timeout(Some(target.response_timeout));
+            let _ = s.set_write_timeout(Some(target.response_timeout));
             self.stream = Some(s);
         }
         let result = self.exchange_on_stream();
@@ -191,12 +206,13 @@ impl PublishConnection {
 }
 
 /// Publishes events `first_seq..first_seq + count` at `rate` per second and returns when every
-/// one has been answered (or has failed).
+/// one has been answered (or has failed); counts each answer in `progress` as it comes.
 pub fn publish_phase(
     target: &PublishTarget,
     first_seq: u64,
     count: usize,
     rate: f64,
+    progress: &PublishProgress,
 ) -> PublishOutcome {
     let lead = Duration::from_millis(20);
     let schedule = Schedule {
@@ -213,7 +229,7 @@ pub fn publish_phase(
     .clamp(1, count.max(1));
     let tallies: Vec<PublisherTally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..k)
-            .map(|p| scope.spawn(move || publish_share(target, &schedule, p, k)))
+            .map(|p| scope.spawn(move || publish_share(target, &schedule, p, k, progress)))
             .collect();
         handles
             .into_iter()
@@ -268,6 +284,7 @@ fn publish_share(
     schedule: &Schedule,
     p: usize,
     k: usize,
+    progress: &PublishProgress,
 ) -> PublisherTally {
     let mut conn = PublishConnection {
         stream: None,
@@ -293,7 +310,13 @@ fn publish_share(
             scheduled_ns: schedule.start_unix_ns + offset.as_nanos() as u64,
         };
         payload::encode(stamp, target.payload, &mut body);
-        match conn.post(target, &body) {
+        let answer = conn.post(target, &body);
+        let counter = match &answer {
+            Ok(a) if (200..300).contains(&a.status) => &progress.published,
+            _ => &progress.failed,
+        };
+        counter.fetch_add(1, Relaxed);
+        match answer {
             Ok(answer) if (200..300).contains(&answer.status) => tally.ok += 1,
             Ok(answer) => {
                 count_error(

@@ -563,6 +563,58 @@ fn fanout_that_measured_nothing_exits_1_quoting_the_server() {
     }
 }
 
+/// A publish that gets no answer waits `--response-timeout`, not a fixed 10 s, and a run whose
+/// stderr is not a terminal says what it is doing in plain lines. Regression test for issue
+/// 15, defect 3 (four unanswered publishes took 40 s, without a word).
+#[test]
+fn unanswered_publishes_time_out_and_progress_shows_in_plain_lines() {
+    let server = RealServer::start();
+    // The kernel completes connections to this listener, which never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let publish_url = format!(
+        "http://{}/publish?topic=bench",
+        silent.local_addr().unwrap()
+    );
+    let start = std::time::Instant::now();
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        &server.url(),
+        "--publish-url",
+        &publish_url,
+        "-c",
+        "2",
+        "--events",
+        "4",
+        "--response-timeout",
+        "300ms",
+        "--drain-timeout",
+        "100ms",
+        "--settle",
+        "0s",
+    ]);
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("publish_timeout=4"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("sse-loadgen: main phase: ")
+                && l.contains("0/4 published")
+                && l.contains("4 failed")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("sse-loadgen: ramp: ") && l.contains("2/2 open")),
+        "{stderr}"
+    );
+    drop(silent);
+}
+
 /// `watch --json` prints exactly one object per dispatch, decoding a chunked body split at
 /// awkward places, and exits 0 at the end of the stream.
 #[test]

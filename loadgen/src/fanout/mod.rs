@@ -5,12 +5,14 @@
 //! - [`settings`]: what a run is configured by, its validation, the requests it sends.
 //! - [`run`]: one run from start to end: ramp, memory readings, main phase, shutdown.
 //! - `phase`: the subscriber groups and publisher of a run, and one phase on them.
+//! - [`progress`]: the progress line on a terminal, or plain periodic lines otherwise.
 //! - [`rate_search`]: the search phases and the pure next-rate rule.
 //! - [`report`]: the run's result ([`FanoutReport`]) and how its figures are computed.
 //! - [`print`]: the human report.
 
 mod phase;
 pub mod print;
+pub mod progress;
 pub mod rate_search;
 pub mod report;
 pub mod run;

@@ -2,12 +2,14 @@
 //! publisher, and one phase on them: track, publish, wait for the drain, collect.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use super::progress::{ProgressLine, ProgressStyle};
 use super::settings::FanoutSettings;
 use crate::error::{Error, Result};
 use crate::group::{LocalGroup, SubscriberGroup};
-use crate::publisher::{PublishOutcome, PublishTarget, publish_phase};
+use crate::publisher::{PublishOutcome, PublishProgress, PublishTarget, publish_phase};
 use crate::stats::PhaseReport;
 use crate::subscriber::{ProgressSnapshot, SubscriberTarget};
 use crate::sysinfo;
@@ -21,6 +23,8 @@ pub(super) struct Rig {
     pub publish: PublishTarget,
     /// How long a phase waits for stragglers after its last publish.
     pub drain_timeout: Duration,
+    /// What the run shows while it runs.
+    pub progress_line: ProgressLine,
 }
 
 impl Rig {
@@ -36,6 +40,7 @@ impl Rig {
             groups: start_groups(settings, target, processes)?,
             publish,
             drain_timeout: settings.drain_timeout,
+            progress_line: ProgressLine::new(ProgressStyle::for_stderr(settings.quiet)),
         })
     }
 
@@ -57,10 +62,11 @@ impl Rig {
         sysinfo::self_rss_bytes() + self.groups.iter().map(|g| g.rss_bytes()).sum::<u64>()
     }
 
-    /// Runs one phase of `count` events from `first_seq` at `rate`: track, publish, drain,
-    /// collect.
+    /// Runs one phase (called `step` in progress lines) of `count` events from `first_seq` at
+    /// `rate`: track, publish, drain, collect.
     pub fn run_phase(
         &mut self,
+        step: &str,
         first_seq: u64,
         count: usize,
         rate: f64,
@@ -68,16 +74,38 @@ impl Rig {
         for g in self.groups.iter_mut() {
             g.start_phase(first_seq, count)?;
         }
-        let out = publish_phase(&self.publish, first_seq, count, rate);
+        self.progress_line.start();
+        let published = PublishProgress::default();
+        // The publishers run on their own threads while this one shows progress.
+        let target = self.publish.clone();
+        let out = std::thread::scope(|scope| {
+            let publisher =
+                scope.spawn(|| publish_phase(&target, first_seq, count, rate, &published));
+            while !publisher.is_finished() {
+                self.show_phase(step, count, &published);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            publisher.join().expect("publisher thread")
+        });
         let deadline = Instant::now() + self.drain_timeout;
         while self.progress().missing > 0 && Instant::now() < deadline {
+            self.show_phase(step, count, &published);
             std::thread::sleep(Duration::from_millis(2));
         }
+        let text = phase_text(count, &published, self.progress());
+        self.progress_line.end(step, &text);
         let mut merged = PhaseReport::new(count);
         for g in self.groups.iter_mut() {
             merged.merge(&g.end_phase(count)?);
         }
         Ok((merged, out))
+    }
+
+    /// Shows the phase's progress when it is due.
+    fn show_phase(&mut self, step: &str, count: usize, published: &PublishProgress) {
+        let progress = self.progress();
+        self.progress_line
+            .tick(step, || phase_text(count, published, progress));
     }
 
     /// Closes every connection and stops the groups; returns the CPU seconds the workers used
@@ -89,6 +117,17 @@ impl Rig {
         }
         Ok(usage_cpu)
     }
+}
+
+/// A phase's progress: `3/20 published, 0 failed, 300 delivered, 1700 missing`.
+fn phase_text(count: usize, published: &PublishProgress, p: ProgressSnapshot) -> String {
+    format!(
+        "{}/{count} published, {} failed, {} delivered, {} missing",
+        published.published.load(Relaxed),
+        published.failed.load(Relaxed),
+        p.delivered,
+        p.missing
+    )
 }
 
 /// Starts the subscriber groups: threads here, or worker processes.

@@ -122,7 +122,8 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
         ("publish", &r.first_publish_refusal),
     ] {
         if let Some(reply) = reply {
-            writeln!(out, "  first {side:<9}  refused: {reply}")?;
+            let label = format!("{side} refused");
+            writeln!(out, "  {label:<21}first reply {reply}")?;
         }
     }
     if r.errors.is_empty() {

@@ -101,7 +101,8 @@ pub(super) fn run_rate_search(
         let timed = (rate * settings.search_phase.as_secs_f64()).ceil() as u64;
         let count = timed.max(settings.search_events).min(most_events) as usize;
         let cpu0 = probe.cpu_seconds();
-        let (r, out) = rig.run_phase(next_seq, count, rate)?;
+        let step = format!("search phase {} at {rate}/s", outcome.phases.len() + 1);
+        let (r, out) = rig.run_phase(&step, next_seq, count, rate)?;
         let cpu1 = probe.cpu_seconds();
         next_seq += count as u64;
         let server_cpu_s = cpu0.zip(cpu1).map(|(a, b)| b - a);

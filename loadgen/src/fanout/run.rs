@@ -1,7 +1,6 @@
 //! One fanout run from start to end: resolve the targets, ramp the connections up, read memory,
 //! run the main phase (and the rate search), shut down, and hand the measurements to the report.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use super::phase::Rig;
@@ -36,7 +35,6 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     let probe = server_probe(settings)?;
     let (fd_limit, _) = sysinfo::raise_fd_limit();
     let processes = process_count(settings, fd_limit);
-    let progress_line = !settings.quiet && std::io::stderr().is_terminal();
     let run_id = random_run_id();
     let target = SubscriberTarget {
         addr,
@@ -52,6 +50,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         run_id,
         payload: settings.payload as usize,
         publishers: settings.publishers,
+        response_timeout: settings.response_timeout,
     };
 
     // Memory before.
@@ -60,7 +59,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
 
     let ramp_start = Instant::now();
     let mut rig = Rig::start(settings, target, publish, processes)?;
-    wait_for_ramp(&rig, settings, ramp_start, progress_line);
+    wait_for_ramp(&mut rig, settings);
     let ramp = ramp_start.elapsed();
     let ramp_progress = rig.progress();
 
@@ -73,7 +72,8 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     // Main phase.
     let loadgen_cpu_0 = rig.loadgen_cpu();
     let server_cpu_0 = probe.cpu_seconds();
-    let (main, publish_out) = rig.run_phase(0, settings.events as usize, settings.rate)?;
+    let (main, publish_out) =
+        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?;
     let server_cpu_1 = probe.cpu_seconds();
     let loadgen_cpu_1 = rig.loadgen_cpu();
 
@@ -156,32 +156,31 @@ fn process_count(settings: &FanoutSettings, fd_limit: u64) -> usize {
     processes
 }
 
-/// Waits until every connection is open or failed, or the ramp's time budget is spent;
-/// shows a progress line when asked.
-fn wait_for_ramp(rig: &Rig, settings: &FanoutSettings, start: Instant, progress_line: bool) {
+/// Waits until every connection is open or failed, or the ramp's time budget is spent,
+/// showing progress.
+fn wait_for_ramp(rig: &mut Rig, settings: &FanoutSettings) {
     let n = settings.connections;
     let budget = Duration::from_secs_f64(n as f64 / settings.connect_rate)
         + settings.response_timeout
         + Duration::from_secs(10);
-    let mut last = ProgressSnapshot::default();
+    let start = Instant::now();
+    rig.progress_line.start();
+    let text = |p: ProgressSnapshot| {
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "{}/{n} open, {} failed, {:.0}/s",
+            p.opened,
+            p.failed,
+            (p.opened + p.failed) as f64 / secs
+        )
+    };
     loop {
         let p = rig.progress();
-        if progress_line && p != last {
-            let secs = start.elapsed().as_secs_f64().max(1e-3);
-            eprint!(
-                "\r  connections open {:>7}/{n}  failed {:>6}  {:>8.0}/s ",
-                p.opened,
-                p.failed,
-                (p.opened + p.failed) as f64 / secs
-            );
-        }
-        last = p;
         if p.opened + p.failed >= n || start.elapsed() > budget {
+            rig.progress_line.end("ramp", &text(p));
             break;
         }
-        std::thread::sleep(Duration::from_millis(if progress_line { 100 } else { 10 }));
-    }
-    if progress_line {
-        eprintln!();
+        rig.progress_line.tick("ramp", || text(p));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
