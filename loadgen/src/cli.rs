@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::fanout::{FanoutSettings, print_report, run_fanout};
 use crate::scale::{ScaleSettings, append_json_line, run_scale};
 use crate::units::{
-    AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header, parse_rate,
-    parse_size, parse_step_list,
+    AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header,
+    parse_payload_size, parse_rate, parse_step_list,
 };
 use crate::watch::{WatchSettings, run_watch};
 
@@ -149,8 +149,8 @@ pub struct RunArgs {
     /// Events per second.
     #[arg(long, default_value = "100", value_parser = parse_rate)]
     pub rate: f64,
-    /// Payload size in bytes (64, 1k, 1KiB).
-    #[arg(long, default_value = "64", value_parser = parse_size)]
+    /// Payload size in bytes (64, 1k, 1KiB); at least 63, the stamp each event carries.
+    #[arg(long, default_value = "64", value_parser = parse_payload_size)]
     pub payload: u64,
     /// Publishing connections (for rates one connection cannot reach); 0: one per 1,000 events/s.
     #[arg(long, default_value_t = 1)]

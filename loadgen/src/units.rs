@@ -10,7 +10,16 @@
 use std::net::IpAddr;
 
 use sse_common::Quantity;
+
+use crate::payload;
 pub use sse_common::{parse_count, parse_duration, parse_size};
+
+/// Parses a payload size: a size ([`parse_size`]) of at least [`payload::MIN_SIZE`] bytes.
+pub fn parse_payload_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s).map_err(|e| e.to_string())?;
+    payload::check_size(size)?;
+    Ok(size)
+}
 
 /// Parses an event rate per second: `100`, `1k`, `2.5k/s`, `0.5`, with the count suffixes of
 /// [`parse_count`] (`k`, `m`, `g`). Must be positive.

@@ -615,6 +615,37 @@ fn unanswered_publishes_time_out_and_progress_shows_in_plain_lines() {
     drop(silent);
 }
 
+/// A `--payload` below the stamp every event carries is refused, naming the minimum, on the
+/// command line (usage error) and in the library. Regression test for issue 15, defect 5
+/// (`--payload 10` was recorded as 10 B while 54 B were sent).
+#[test]
+fn payload_below_the_minimum_is_refused() {
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        "http://127.0.0.1:1/events",
+        "--payload",
+        "10",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--payload") && stderr.contains("at least 63 bytes"),
+        "{stderr}"
+    );
+    let mut settings = small_run("http://127.0.0.1:1/events", 1, 1);
+    settings.payload = 62;
+    match run_fanout(&settings) {
+        Err(Error::Config(m)) => assert!(m.contains("at least 63 bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        loadgen(&["fanout", "--url", "x", "--payload", "63", "--help"])
+            .status
+            .success()
+    );
+}
+
 /// `watch --json` prints exactly one object per dispatch, decoding a chunked body split at
 /// awkward places, and exits 0 at the end of the stream.
 #[test]

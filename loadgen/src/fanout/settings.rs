@@ -197,6 +197,7 @@ pub(super) fn validate(s: &FanoutSettings) -> Result<()> {
     if s.connections == 0 {
         return bad("--connections must be at least 1");
     }
+    crate::payload::check_size(s.payload).map_err(Error::Config)?;
     if s.events == 0 {
         return bad("--events must be at least 1");
     }
