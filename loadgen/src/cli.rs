@@ -126,7 +126,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub publish_url: Option<String>,
     /// Extra subscribe request header NAME:VALUE (repeatable).
-    #[arg(long = "header", value_parser = parse_header)]
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// Extra publish request header NAME:VALUE (repeatable).
     #[arg(long = "publish-header", value_parser = parse_header)]
@@ -167,7 +167,8 @@ pub struct RunArgs {
     /// Server process id: memory and CPU from /proc (children included).
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Server Prometheus endpoint: process_resident_memory_bytes, process_cpu_seconds_total.
+    /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
+    /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
     #[arg(long)]
     pub metrics_url: Option<String>,
     /// After the main phase, find the highest rate delivered without loss.
@@ -373,4 +374,37 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-H` adds a subscribe header for `fanout` and `scale`, as it does for `watch`.
+    /// Regression test for issue 15, defect 6 (`-H` worked for `watch` only).
+    #[test]
+    fn dash_h_adds_a_header_for_every_subcommand() {
+        let table: &[&[&str]] = &[
+            &["sse-loadgen", "watch", "http://a/", "-H", "X-A: b"],
+            &[
+                "sse-loadgen",
+                "fanout",
+                "--url",
+                "http://a/",
+                "-H",
+                "X-A: b",
+            ],
+            &["sse-loadgen", "scale", "--url", "http://a/", "-H", "X-A: b"],
+        ];
+        for args in table {
+            let cli = Cli::try_parse_from(*args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let headers = match cli.command {
+                Command::Watch(a) => a.headers,
+                Command::Fanout(a) => a.run.headers,
+                Command::Scale(a) => a.run.headers,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(headers, [("X-A".to_string(), "b".to_string())], "{args:?}");
+        }
+    }
 }

@@ -29,6 +29,10 @@ pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<FanoutReport>> {
             out.push(r);
         }
     }
+    if out.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::NoReports(names.join(", ")));
+    }
     Ok(out)
 }
 

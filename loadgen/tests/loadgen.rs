@@ -646,6 +646,79 @@ fn payload_below_the_minimum_is_refused() {
     );
 }
 
+/// `report` on an input without a single report is an error, not empty plots. Regression test
+/// for issue 15, defect 6.
+#[test]
+fn report_on_empty_input_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("sse-loadgen-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("empty.jsonl");
+    std::fs::write(&input, "\n").unwrap();
+    let out = loadgen(&[
+        "report",
+        "--input",
+        input.to_str().unwrap(),
+        "--out-dir",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no fanout report"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--metrics-url` pointing at a page without process metrics warns instead of silently
+/// reporting `n/a`. Regression test for issue 15, defect 6.
+#[test]
+fn metrics_url_without_metrics_warns() {
+    let server = RealServer::start();
+    let healthz = format!("http://{}/healthz", server.addr);
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        &server.url(),
+        "-c",
+        "2",
+        "--events",
+        "2",
+        "--settle",
+        "0s",
+        "--quiet",
+        "--metrics-url",
+        &healthz,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --metrics-url")
+            && stderr.contains("process_resident_memory_bytes"),
+        "{stderr}"
+    );
+}
+
+/// `watch` says on stderr when the server closed the stream. Regression test for issue 15,
+/// defect 6 (it exited without a word).
+#[test]
+fn watch_says_when_the_server_closed_the_stream() {
+    let server = FakeServer::start(|stream, _| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\ndata: b\n\n",
+        );
+        After::Close
+    });
+    let out = loadgen(&["watch", &server.url()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[message] a\n[message] b\n"
+    );
+    assert!(
+        stderr.contains("the server closed the stream after 2 events"),
+        "{stderr}"
+    );
+}
+
 /// `watch --json` prints exactly one object per dispatch, decoding a chunked body split at
 /// awkward places, and exits 0 at the end of the stream.
 #[test]

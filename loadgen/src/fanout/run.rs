@@ -125,7 +125,13 @@ fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
             }
             ServerProbe::Pid(pid)
         }
-        (None, Some(m)) => ServerProbe::Metrics(HttpUrl::parse(m)?),
+        (None, Some(m)) => {
+            let url = HttpUrl::parse(m)?;
+            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+                eprintln!("sse-loadgen: warning: {warning}");
+            }
+            ServerProbe::Metrics(url)
+        }
         (None, None) => ServerProbe::None,
     })
 }
