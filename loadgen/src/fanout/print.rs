@@ -66,9 +66,14 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
     )?;
     writeln!(
         out,
-        "  server memory ({})  per conn {}   rss {} -> {}",
+        "  server memory ({})  per conn {}{}   rss {} -> {}",
         r.memory_source,
         fmt_opt(r.server_rss_per_conn_bytes, "B"),
+        if r.server_rss_unreliable {
+            " (UNRELIABLE: memory did not grow as connections opened; use a fresh server)"
+        } else {
+            ""
+        },
         r.server_rss_before_bytes
             .map_or("n/a".into(), |b| b.to_string()),
         r.server_rss_after_bytes

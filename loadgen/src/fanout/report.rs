@@ -154,6 +154,11 @@ pub struct FanoutReport {
     pub server_rss_after_bytes: Option<u64>,
     /// (after - before) / connections open.
     pub server_rss_per_conn_bytes: Option<f64>,
+    /// The server's memory did not grow as connections opened (less than
+    /// [`MIN_PLAUSIBLE_RSS_PER_CONN`] per connection), so the figure above is not what a
+    /// connection costs: the allocator reused memory freed by an earlier run. Use a fresh server
+    /// per step, as `scripts/bench.sh` does.
+    pub server_rss_unreliable: bool,
     /// Kernel TCP socket memory before, bytes: buffers (`/proc/net/sockstat`) plus socket slab
     /// objects (`/proc/slabinfo`, when readable).
     pub kernel_sock_mem_before_bytes: Option<u64>,
@@ -194,6 +199,11 @@ pub struct FanoutRun {
     /// Main-phase latency, µs.
     pub latency: Histogram<u64>,
 }
+
+/// Server memory growth per connection below which the figure is unreliable, bytes. Every
+/// server holds at least a socket and a little state per connection; less growth than this
+/// means the connections were served from memory an earlier run freed, not that they are free.
+pub const MIN_PLAUSIBLE_RSS_PER_CONN: f64 = 32.0;
 
 /// What a run measured, before it is turned into figures.
 pub(super) struct Measurements {
@@ -320,6 +330,7 @@ impl FanoutRun {
             server_rss_before_bytes: m.rss.0,
             server_rss_after_bytes: m.rss.1,
             server_rss_per_conn_bytes: per_conn(m.rss),
+            server_rss_unreliable: per_conn(m.rss).is_some_and(|b| b < MIN_PLAUSIBLE_RSS_PER_CONN),
             kernel_sock_mem_before_bytes: m.sock.0,
             kernel_sock_mem_after_bytes: m.sock.1,
             kernel_sock_mem_per_conn_bytes: per_conn(m.sock),
@@ -396,6 +407,60 @@ impl FanoutReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The figures of a run whose server RSS went from `before` to `after` with `opened`
+    /// connections open.
+    fn memory_run(before: u64, after: u64, opened: u64) -> FanoutReport {
+        let s = FanoutSettings {
+            connections: opened.max(1),
+            ..FanoutSettings::default()
+        };
+        let m = Measurements {
+            started_unix_s: 0.0,
+            url: String::new(),
+            publish_url: String::new(),
+            processes: 1,
+            fd_limit: 1024,
+            ramp: Duration::from_secs(1),
+            ramp_progress: ProgressSnapshot {
+                opened,
+                ..ProgressSnapshot::default()
+            },
+            memory_source: "proc",
+            rss: (Some(before), Some(after)),
+            sock: (None, None),
+            loadgen_rss: 0,
+            main: PhaseReport::new(1),
+            publish: PublishOutcome::default(),
+            server_cpu_s: None,
+            loadgen_main_cpu_s: 0.0,
+            loadgen_cpu_s: 0.0,
+            errors: ErrorCounts::new(),
+            search: SearchOutcome::default(),
+        };
+        FanoutRun::from_measurements(&s, m).report
+    }
+
+    /// Memory that did not grow as connections opened is flagged unreliable; real growth is
+    /// not. Regression test for issue 15, defect 4 (`scale` against a used server reported
+    /// 0-8 B per connection as fact).
+    #[test]
+    fn memory_that_did_not_grow_is_flagged_unreliable() {
+        let mib = 1 << 20;
+        let table: &[(u64, u64, u64, Option<f64>, bool)] = &[
+            (10 * mib, 10 * mib + 160_000, 1000, Some(160.0), false),
+            (10 * mib, 10 * mib + 8_000, 1000, Some(8.0), true),
+            (10 * mib, 10 * mib, 1000, Some(0.0), true),
+            (10 * mib, 10 * mib - 4096, 1000, Some(-4.096), true),
+            (10 * mib, 10 * mib + 32_000, 1000, Some(32.0), false),
+            (10 * mib, 10 * mib, 0, None, false),
+        ];
+        for &(before, after, opened, per_conn, unreliable) in table {
+            let r = memory_run(before, after, opened);
+            assert_eq!(r.server_rss_per_conn_bytes, per_conn, "{before} -> {after}");
+            assert_eq!(r.server_rss_unreliable, unreliable, "{before} -> {after}");
+        }
+    }
 
     /// A run that measured something is fine; one without subscribers or without a single
     /// successful publish says why, with the kinds and the quoted reply.

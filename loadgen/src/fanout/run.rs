@@ -110,7 +110,15 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         errors,
         search,
     };
-    Ok(FanoutRun::from_measurements(settings, measured))
+    let run = FanoutRun::from_measurements(settings, measured);
+    if run.report.server_rss_unreliable {
+        eprintln!(
+            "sse-loadgen: warning: the server's memory grew {} B per connection as {} connections opened: the allocator reused freed memory (a server that already served a run?), so the figure is unreliable; use a fresh server per step",
+            run.report.server_rss_per_conn_bytes.unwrap_or(0.0).round(),
+            run.report.connections_open
+        );
+    }
+    Ok(run)
 }
 
 /// Where server memory and CPU are read from: `--server-pid` (which must exist), else
