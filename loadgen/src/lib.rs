@@ -4,8 +4,9 @@
 //! does, so it measures any SSE server configured by URLs.
 //!
 //! # Layout
-//! - [`cli`]: clap definitions (the help text) and `run`, which dispatches the subcommands.
-//! - [`units`]: parsers for counts (`10k`), sizes (`1KiB`), durations (`500ms`), rates, IP ranges.
+//! - [`cli`]: clap definitions (the help text), the exit statuses (`Exit`) and `run`.
+//! - [`units`]: rates, IP ranges, steps, headers, payload sizes; counts, sizes, durations from
+//!   `sse-common`.
 //! - [`url`]: the small `http://` URL type everything is configured by.
 //! - [`http`]: HTTP/1.1 response head (`httparse`) and body decoding (chunked, length, close).
 //! - [`reply`]: a server's answer (status, content type, body excerpt) kept to quote it.
@@ -19,7 +20,8 @@
 //! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
 //! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
 //! - [`fanout`]: the `fanout` measurement: `settings`, `run` (ramp, main phase), `phase`
-//!   (groups, publish, drain), `rate_search` (pure `next_rate`), `report` (figures), `print`.
+//!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `report`,
+//!   `figures`, `print`.
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
 //! - [`watch`]: the `watch` debugging client.

@@ -7,9 +7,11 @@
 //! - `phase`: the subscriber groups and publisher of a run, and one phase on them.
 //! - [`progress`]: the progress line on a terminal, or plain periodic lines otherwise.
 //! - [`rate_search`]: the search phases and the pure next-rate rule.
-//! - [`report`]: the run's result ([`FanoutReport`]) and how its figures are computed.
-//! - [`print`]: the human report.
+//! - [`report`]: the run's result ([`FanoutReport`]) and whether it measured anything.
+//! - [`figures`]: how the report's figures follow from what the run measured.
+//! - [`print`](mod@print): the human report.
 
+pub mod figures;
 mod phase;
 pub mod print;
 pub mod progress;

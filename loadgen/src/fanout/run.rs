@@ -3,9 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::figures::Measurements;
 use super::phase::Rig;
 use super::rate_search::{SearchOutcome, run_rate_search};
-use super::report::{FanoutRun, Measurements};
+use super::report::FanoutRun;
 use super::settings::{
     FanoutSettings, preflight, publish_url_for, random_run_id, subscribe_request, validate,
 };

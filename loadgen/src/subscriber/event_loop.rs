@@ -2,8 +2,8 @@
 //! deadlines, carry out the controller's commands, and close connections, counting why.
 //!
 //! A connection's readiness is handled in two steps, each in its own room: writing the
-//! request ([`connect`](super::connect)), then reading and handing the bytes to
-//! [`response`](super::response). Only this loop closes connections.
+//! request (`connect`), then reading and handing the bytes to `response`. Only this loop
+//! closes connections.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

@@ -9,7 +9,7 @@
 //!
 //! This module holds what the controller and the threads share; the rooms of the thread are:
 //! - [`event_loop`]: the loop itself: poll, open on schedule, deadlines, commands, close.
-//! - [`connect`]: the non-blocking connect (from a source address) and writing the request.
+//! - [`connect`](mod@connect): the non-blocking connect (from a source address) and writing the request.
 //! - `connection`: one connection's state and what it owns.
 //! - `response`: the response head, body framing and event parsing of a connection's bytes.
 //! - `tracking`: which events of the phase each connection received; the phase's report.
