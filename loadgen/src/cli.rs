@@ -11,14 +11,57 @@ use crate::error::{Error, Result};
 use crate::fanout::{FanoutSettings, print_report, run_fanout};
 use crate::scale::{ScaleSettings, append_json_line, run_scale};
 use crate::units::{
-    AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header, parse_rate,
-    parse_size, parse_step_list,
+    AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header,
+    parse_payload_size, parse_rate, parse_step_list,
 };
 use crate::watch::{WatchSettings, run_watch};
 
+/// The exit statuses, as `--help` shows them.
+pub const EXIT_STATUS_HELP: &str = "Exit status:
+  0  success
+  1  the command could not be done, or measured nothing (the error says why, on one line)
+  2  usage error: the command line is wrong (clap's message says how)
+  3  fanout --fail-on-loss: a delivery was lost or duplicated";
+
+/// How `sse-loadgen` exits. Each value is documented in `--help` ([`EXIT_STATUS_HELP`]) and the
+/// README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Exit {
+    /// Done.
+    Success,
+    /// The command could not be done, or measured nothing.
+    Failure,
+    /// The command line is wrong (clap's status).
+    Usage,
+    /// `fanout --fail-on-loss` saw a delivery lost or duplicated.
+    Loss,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Loss => 3,
+        }
+    }
+
+    /// A short name, for messages and tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exit::Success => "success",
+            Exit::Failure => "failure",
+            Exit::Usage => "usage",
+            Exit::Loss => "loss",
+        }
+    }
+}
+
 /// Measures Server-Sent Events servers: fan-out latency, loss, memory and CPU per connection.
 #[derive(Debug, Parser)]
-#[command(name = "sse-loadgen", version, about)]
+#[command(name = "sse-loadgen", version, about, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -31,6 +74,7 @@ pub enum Command {
     /// Print the events of one stream (a debugging client).
     Watch(WatchArgs),
     /// Open N subscribers, publish events, measure latency, loss, memory and CPU.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Fanout(FanoutArgs),
     /// Run fanout at several sizes and tabulate memory and latency against connections.
     Scale(ScaleArgs),
@@ -82,7 +126,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub publish_url: Option<String>,
     /// Extra subscribe request header NAME:VALUE (repeatable).
-    #[arg(long = "header", value_parser = parse_header)]
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// Extra publish request header NAME:VALUE (repeatable).
     #[arg(long = "publish-header", value_parser = parse_header)]
@@ -105,8 +149,8 @@ pub struct RunArgs {
     /// Events per second.
     #[arg(long, default_value = "100", value_parser = parse_rate)]
     pub rate: f64,
-    /// Payload size in bytes (64, 1k, 1KiB).
-    #[arg(long, default_value = "64", value_parser = parse_size)]
+    /// Payload size in bytes (64, 1k, 1KiB); at least 63, the stamp each event carries.
+    #[arg(long, default_value = "64", value_parser = parse_payload_size)]
     pub payload: u64,
     /// Publishing connections (for rates one connection cannot reach); 0: one per 1,000 events/s.
     #[arg(long, default_value_t = 1)]
@@ -114,7 +158,7 @@ pub struct RunArgs {
     /// After the last publish, wait this long (at most) for every delivery.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
-    /// Time allowed from connect to the response head.
+    /// Time allowed from connect to the response head, for each subscriber and each publish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
     /// Idle time after all connections opened, before reading memory.
@@ -123,7 +167,8 @@ pub struct RunArgs {
     /// Server process id: memory and CPU from /proc (children included).
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Server Prometheus endpoint: process_resident_memory_bytes, process_cpu_seconds_total.
+    /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
+    /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
     #[arg(long)]
     pub metrics_url: Option<String>,
     /// After the main phase, find the highest rate delivered without loss.
@@ -152,7 +197,8 @@ pub struct RunArgs {
     /// Name of the scenario (default: PAYLOADB@RATE/s).
     #[arg(long)]
     pub scenario: Option<String>,
-    /// No progress line on stderr.
+    /// No progress on stderr (otherwise: a line redrawn on a terminal, or a plain line every
+    /// 2 s and at the end of each step when stderr is not a terminal).
     #[arg(long, short)]
     pub quiet: bool,
     /// Binary to run as worker process (default: this executable).
@@ -175,7 +221,7 @@ pub struct FanoutArgs {
     /// Write the latency histogram (percentile distribution, .hgrm text) to FILE.
     #[arg(long)]
     pub hdr_log: Option<PathBuf>,
-    /// Exit with status 2 when any delivery was lost or duplicated.
+    /// Exit with status 3 when any delivery was lost or duplicated.
     #[arg(long)]
     pub fail_on_loss: bool,
 }
@@ -250,7 +296,7 @@ impl RunArgs {
 }
 
 /// Runs the command; returns the exit status of a run that could be done.
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(cli: Cli) -> Result<Exit> {
     let stdout = std::io::stdout();
     let werr = |e| Error::io("cannot write to stdout", e);
     match cli.command {
@@ -267,11 +313,15 @@ pub fn run(cli: Cli) -> Result<u8> {
                 max_events: a.max_events,
             };
             run_watch(&settings, &mut stdout.lock())?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Fanout(a) => {
             let run = run_fanout(&a.run.settings(a.connections))?;
             print_report(&run.report, &mut stdout.lock()).map_err(werr)?;
+            // A run that measured nothing is not a result: no JSON line, no histogram.
+            if let Some(why) = run.report.nothing_measured() {
+                return Err(Error::NothingMeasured(why));
+            }
             if let Some(path) = &a.json {
                 append_json_line(path, &run.report)?;
             }
@@ -282,7 +332,11 @@ pub fn run(cli: Cli) -> Result<u8> {
                     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             }
             let lossy = run.report.lost > 0 || run.report.duplicated > 0;
-            Ok(if a.fail_on_loss && lossy { 2 } else { 0 })
+            Ok(if a.fail_on_loss && lossy {
+                Exit::Loss
+            } else {
+                Exit::Success
+            })
         }
         Command::Scale(a) => {
             let settings = ScaleSettings {
@@ -292,17 +346,17 @@ pub fn run(cli: Cli) -> Result<u8> {
                 settle_timeout: a.settle_timeout,
             };
             run_scale(&settings, &mut stdout.lock())?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Report(a) => {
             let reports = crate::report::read_reports(&a.inputs)?;
             let summary = crate::report::write_report(&reports, &a.out_dir)?;
             stdout.lock().write_all(summary.as_bytes()).map_err(werr)?;
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Worker => {
             crate::worker::run_worker()?;
-            Ok(0)
+            Ok(Exit::Success)
         }
     }
 }
@@ -320,4 +374,37 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-H` adds a subscribe header for `fanout` and `scale`, as it does for `watch`.
+    /// Regression test for issue 15, defect 6 (`-H` worked for `watch` only).
+    #[test]
+    fn dash_h_adds_a_header_for_every_subcommand() {
+        let table: &[&[&str]] = &[
+            &["sse-loadgen", "watch", "http://a/", "-H", "X-A: b"],
+            &[
+                "sse-loadgen",
+                "fanout",
+                "--url",
+                "http://a/",
+                "-H",
+                "X-A: b",
+            ],
+            &["sse-loadgen", "scale", "--url", "http://a/", "-H", "X-A: b"],
+        ];
+        for args in table {
+            let cli = Cli::try_parse_from(*args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let headers = match cli.command {
+                Command::Watch(a) => a.headers,
+                Command::Fanout(a) => a.run.headers,
+                Command::Scale(a) => a.run.headers,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(headers, [("X-A".to_string(), "b".to_string())], "{args:?}");
+        }
+    }
 }

@@ -60,6 +60,13 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A run completed but measured nothing (no subscriber connected, or every publish
+    /// failed); says why and quotes the server.
+    #[error("nothing was measured: {0}")]
+    NothingMeasured(String),
+    /// The inputs of `report` hold no fanout report: there is nothing to summarize or plot.
+    #[error("no fanout report in {0}: nothing to summarize or plot")]
+    NoReports(String),
     /// A worker process misbehaved or died.
     #[error("worker process: {0}")]
     Worker(String),

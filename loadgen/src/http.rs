@@ -3,6 +3,8 @@
 //!
 //! Both pieces are incremental so the mio event loop can feed them whatever a read returned.
 
+use crate::failure::FailureKind;
+
 /// Largest response head accepted; a server that sends more is misbehaving.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most headers accepted in a response head.
@@ -29,13 +31,13 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    /// A short stable name for counting failures by kind.
-    pub fn kind(&self) -> &'static str {
+    /// The kind this failure is counted under.
+    pub fn kind(&self) -> FailureKind {
         match self {
             HttpError::Head(_) | HttpError::HeadTooLarge | HttpError::ContentLength => {
-                "bad_response_head"
+                FailureKind::BadResponseHead
             }
-            HttpError::ChunkSize | HttpError::ChunkEnd => "bad_chunked_body",
+            HttpError::ChunkSize | HttpError::ChunkEnd => FailureKind::BadChunkedBody,
         }
     }
 }

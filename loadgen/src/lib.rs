@@ -4,32 +4,40 @@
 //! does, so it measures any SSE server configured by URLs.
 //!
 //! # Layout
-//! - [`cli`]: clap definitions (the help text) and `run`, which dispatches the subcommands.
-//! - [`units`]: parsers for counts (`10k`), sizes (`1KiB`), durations (`500ms`), rates, IP ranges.
+//! - [`cli`]: clap definitions (the help text), the exit statuses (`Exit`) and `run`.
+//! - [`units`]: rates, IP ranges, steps, headers, payload sizes; counts, sizes, durations from
+//!   `sse-common`.
 //! - [`url`]: the small `http://` URL type everything is configured by.
 //! - [`http`]: HTTP/1.1 response head (`httparse`) and body decoding (chunked, length, close).
+//! - [`reply`]: a server's answer (status, content type, body excerpt) kept to quote it.
 //! - [`sse`]: the incremental WHATWG event-stream parser.
 //! - [`payload`]: the published event body (`run`, `seq`, scheduled time) and its parser.
-//! - [`subscriber`]: the mio event loop holding many subscriber connections per thread.
+//! - [`subscriber`]: many subscriber connections per thread: `event_loop`, `connect`,
+//!   `connection`, `response` (head, body, events) and `tracking` (what each received).
 //! - [`group`]: subscriber threads behind one interface (`SubscriberGroup`), in this process.
 //! - [`worker`]: worker processes: the hidden `worker` subcommand and the parent side of its pipe.
 //! - [`publisher`]: keep-alive POST publishers on a fixed schedule.
 //! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
 //! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
-//! - [`fanout`]: the `fanout` measurement: ramp, publish, drain, rate search, report.
+//! - [`fanout`]: the `fanout` measurement: `settings`, `run` (ramp, main phase), `phase`
+//!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `report`,
+//!   `figures`, `print`.
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
 //! - [`watch`]: the `watch` debugging client.
+//! - [`failure`]: the kinds of failure a run counts (`FailureKind`) and their report names.
 //! - [`error`]: the crate's error type.
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod error;
+pub mod failure;
 pub mod fanout;
 pub mod group;
 pub mod http;
 pub mod payload;
 pub mod publisher;
+pub mod reply;
 pub mod report;
 pub mod scale;
 pub mod sse;

@@ -3,32 +3,28 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::ErrorKind;
-use sse_loadgen::cli::{Cli, error_chain, run};
+use sse_loadgen::cli::{Cli, Exit, error_chain, run};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One line, as for every other error: clap's first line without its "error: ".
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid command line");
-            eprintln!(
-                "sse-loadgen: error: {}",
-                first.trim_start_matches("error: ").trim()
-            );
-            return ExitCode::from(1);
+            // clap's whole message: what is wrong, the allowed values or a near flag, and the
+            // usage. Help and version go to stdout with status 0, usage errors to stderr with
+            // clap's status 2, as sse-server's.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(Exit::Usage.code())
+            } else {
+                ExitCode::from(Exit::Success.code())
+            };
         }
     };
     match run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("sse-loadgen: error: {}", error_chain(&e));
-            ExitCode::from(1)
+            ExitCode::from(Exit::Failure.code())
         }
     }
 }

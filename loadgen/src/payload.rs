@@ -1,8 +1,8 @@
 //! The body of every published event, and its parser on the subscriber side.
 //!
 //! Format (ASCII, one line): `sselg run=<16 hex digits> seq=<decimal> t=<decimal>` followed by
-//! one space and `.` filler up to the `--payload` size (a smaller `--payload` gives just the
-//! header, about 60 bytes). `run` is a random id per run so that events of an earlier run (kept
+//! one space and `.` filler up to the `--payload` size, which must be at least [`MIN_SIZE`] (the
+//! longest header) so every event is exactly that size. `run` is a random id per run so that events of an earlier run (kept
 //! in a server's replay history, say) are not counted; `seq` numbers the events of a run from 0;
 //! `t` is the event's *scheduled* send time in nanoseconds since the Unix epoch.
 //!
@@ -12,6 +12,22 @@
 
 /// What every payload starts with.
 pub const PREFIX: &[u8] = b"sselg run=";
+
+/// The smallest `--payload`, in bytes: the longest header, with a sequence number of up to
+/// 10 digits and a 19-digit send time (nanoseconds until the year 2286). Every payload of this
+/// size or more is exactly its size.
+pub const MIN_SIZE: u64 = (PREFIX.len() + 16 + " seq=".len() + 10 + " t=".len() + 19) as u64;
+
+/// Why `size` cannot be a payload size, if it cannot.
+pub fn check_size(size: u64) -> Result<(), String> {
+    if size < MIN_SIZE {
+        return Err(format!(
+            "--payload {size}: a payload must be at least {MIN_SIZE} bytes, the stamp every event \
+             carries (run id, sequence number, scheduled send time)"
+        ));
+    }
+    Ok(())
+}
 
 /// The fields of a payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +111,29 @@ mod tests {
             assert!(out.is_ascii() && !out.contains(&b'\n'));
             assert_eq!(decode(&out), Some(stamp));
         }
+    }
+
+    /// At [`MIN_SIZE`] every payload of a run is exactly its size, up to the longest sequence
+    /// number and send time it allows; one byte less is refused.
+    #[test]
+    fn minimum_size_is_always_exact() {
+        let table: &[(u64, u64)] = &[
+            (0, 1_700_000_000_123_456_789),
+            (9_999_999_999, 9_999_999_999_999_999_999),
+        ];
+        let mut out = Vec::new();
+        for &(seq, scheduled_ns) in table {
+            let stamp = Stamp {
+                run: u64::MAX,
+                seq,
+                scheduled_ns,
+            };
+            encode(stamp, MIN_SIZE as usize, &mut out);
+            assert_eq!(out.len() as u64, MIN_SIZE, "{stamp:?}");
+            assert_eq!(decode(&out), Some(stamp));
+        }
+        assert!(check_size(MIN_SIZE).is_ok());
+        assert!(check_size(MIN_SIZE - 1).is_err());
     }
 
     #[test]

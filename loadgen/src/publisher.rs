@@ -6,14 +6,17 @@
 //! that falls behind shows up as latency instead of hiding it (the coordinated-omission
 //! correction of wrk2). With `K` publishers, publisher `k` sends events `k, k+K, k+2K, ...`.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crate::failure::FailureKind;
 use crate::http::{self, BodyDecoder};
 use crate::payload::{self, Stamp};
+use crate::reply::ServerReply;
 use crate::stats::{ErrorCounts, count_error};
-use crate::subscriber::{io_error_kind, status_kind, unix_now_ns};
+use crate::subscriber::unix_now_ns;
 use crate::url::HttpUrl;
 
 /// Where and how events are published.
@@ -31,6 +34,17 @@ pub struct PublishTarget {
     pub payload: usize,
     /// Number of publishing connections; 0: one per 1,000 events/s of the phase (at most 16).
     pub publishers: usize,
+    /// Time allowed to connect, to send a publish and to get its answer (`--response-timeout`).
+    pub response_timeout: Duration,
+}
+
+/// Counters the publishers update while a phase runs, for the progress line.
+#[derive(Debug, Default)]
+pub struct PublishProgress {
+    /// Publishes answered 2xx.
+    pub published: AtomicU64,
+    /// Publishes that failed.
+    pub failed: AtomicU64,
 }
 
 /// How a phase's publishing went.
@@ -55,6 +69,34 @@ pub struct PublishOutcome {
     pub actual: Duration,
     /// Publishing connections used.
     pub publishers: usize,
+    /// The first answer outside 2xx, quoted when every publish failed.
+    pub first_refusal: Option<ServerReply>,
+}
+
+/// A publish the server answered.
+#[derive(Debug, Clone)]
+struct Answer {
+    /// The status.
+    status: u16,
+    /// The whole reply, kept only when the status is outside 2xx.
+    refusal: Option<ServerReply>,
+}
+
+/// What one publishing thread counted.
+#[derive(Debug, Default)]
+struct PublisherTally {
+    /// Events answered 2xx.
+    ok: u64,
+    /// Failures by kind.
+    errors: ErrorCounts,
+    /// Largest send delay, ns.
+    max_lag_ns: u64,
+    /// Send delay of this thread's last event, ns.
+    last_lag_ns: u64,
+    /// Index of this thread's last event.
+    last_i: u64,
+    /// Its first answer outside 2xx.
+    first_refusal: Option<ServerReply>,
 }
 
 /// One keep-alive publishing connection.
@@ -69,7 +111,7 @@ struct PublishConnection {
 
 impl PublishConnection {
     /// Posts `body`; returns the status or a failure kind.
-    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<u16, &'static str> {
+    fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<Answer, FailureKind> {
         self.request.clear();
         let _ = write!(
             self.request,
@@ -87,7 +129,7 @@ impl PublishConnection {
         // retry on a fresh connection covers that without hiding a dead server.
         let reused = self.stream.is_some();
         match self.exchange(target) {
-            Err(kind) if reused && kind != "publish_timeout" => {
+            Err(kind) if reused && kind != FailureKind::PublishTimeout => {
                 self.stream = None;
                 self.exchange(target)
             }
@@ -95,12 +137,15 @@ impl PublishConnection {
         }
     }
 
-    fn exchange(&mut self, target: &PublishTarget) -> Result<u16, &'static str> {
+    fn exchange(&mut self, target: &PublishTarget) -> Result<Answer, FailureKind> {
         if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(5))
-                .map_err(|e| publish_kind(&e))?;
+            let s = TcpStream::connect_timeout(&target.addr, target.response_timeout)
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             let _ = s.set_nodelay(true);
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            // An answer that does not come within the timeout is a `publish_timeout`, so a
+            // server that stops answering costs one timeout per event, not a fixed 10 s.
+            let _ = s.set_read_timeout(Some(target.response_timeout));
+            let _ = s.set_write_timeout(Some(target.response_timeout));
             self.stream = Some(s);
         }
         let result = self.exchange_on_stream();
@@ -110,118 +155,81 @@ impl PublishConnection {
         result
     }
 
-    fn exchange_on_stream(&mut self) -> Result<u16, &'static str> {
+    fn exchange_on_stream(&mut self) -> Result<Answer, FailureKind> {
         let stream = self.stream.as_mut().expect("connected");
         stream
             .write_all(&self.request)
-            .map_err(|e| publish_kind(&e))?;
+            .map_err(|e| FailureKind::from_publish_io(&e))?;
         self.response.clear();
         let mut buf = [0u8; 4096];
         let (head, len) = loop {
-            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            let n = stream
+                .read(&mut buf)
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             if n == 0 {
-                return Err("publish_closed");
+                return Err(FailureKind::PublishClosed);
             }
             self.response.extend_from_slice(&buf[..n]);
             match http::parse_head(&self.response) {
                 Ok(Some(h)) => break h,
                 Ok(None) => {}
-                Err(_) => return Err("publish_bad_response"),
+                Err(_) => return Err(FailureKind::PublishBadResponse),
             }
         };
+        let refused = !(200..300).contains(&head.status);
         let mut body = BodyDecoder::new(head.body);
         body.feed(&self.response[len..], &mut |_| {})
-            .map_err(|_| "publish_bad_response")?;
+            .map_err(|_| FailureKind::PublishBadResponse)?;
+        // A refusal is quoted from the bytes that came with its head; the rest is drained.
+        let refusal = refused.then(|| ServerReply::new(&head, &self.response[len..]));
         while !body.is_done() {
-            let n = stream.read(&mut buf).map_err(|e| publish_kind(&e))?;
+            let n = stream
+                .read(&mut buf)
+                .map_err(|e| FailureKind::from_publish_io(&e))?;
             if n == 0 {
                 if head.body == http::BodyMode::Close {
                     break;
                 }
-                return Err("publish_closed");
+                return Err(FailureKind::PublishClosed);
             }
             body.feed(&buf[..n], &mut |_| {})
-                .map_err(|_| "publish_bad_response")?;
+                .map_err(|_| FailureKind::PublishBadResponse)?;
         }
         if head.closes() {
             self.stream = None;
         }
-        Ok(head.status)
-    }
-}
-
-/// A failure kind for a publish I/O error.
-fn publish_kind(e: &io::Error) -> &'static str {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    ) {
-        return "publish_timeout";
-    }
-    match io_error_kind(e) {
-        "connect_refused" => "publish_connect_refused",
-        "connection_reset" => "publish_connection_reset",
-        _ => "publish_io_error",
+        Ok(Answer {
+            status: head.status,
+            refusal,
+        })
     }
 }
 
 /// Publishes events `first_seq..first_seq + count` at `rate` per second and returns when every
-/// one has been answered (or has failed).
+/// one has been answered (or has failed); counts each answer in `progress` as it comes.
 pub fn publish_phase(
     target: &PublishTarget,
     first_seq: u64,
     count: usize,
     rate: f64,
+    progress: &PublishProgress,
 ) -> PublishOutcome {
     let lead = Duration::from_millis(20);
-    let start = Instant::now() + lead;
-    let start_unix_ns = unix_now_ns() + lead.as_nanos() as u64;
+    let schedule = Schedule {
+        start: Instant::now() + lead,
+        start_unix_ns: unix_now_ns() + lead.as_nanos() as u64,
+        first_seq,
+        count,
+        rate,
+    };
     let k = match target.publishers {
         0 => ((rate / 1000.0).ceil() as usize).clamp(1, 16),
         k => k,
     }
     .clamp(1, count.max(1));
-    let results: Vec<(u64, ErrorCounts, u64, u64, u64)> = std::thread::scope(|scope| {
+    let tallies: Vec<PublisherTally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..k)
-            .map(|p| {
-                scope.spawn(move || {
-                    let mut conn = PublishConnection {
-                        stream: None,
-                        request: Vec::new(),
-                        response: Vec::new(),
-                    };
-                    let mut body = Vec::with_capacity(target.payload + 64);
-                    let (mut ok, mut errors, mut max_lag, mut last_lag) =
-                        (0u64, ErrorCounts::new(), 0u64, 0u64);
-                    let mut last_i = 0;
-                    for i in (p..count).step_by(k) {
-                        let offset = Duration::from_secs_f64(i as f64 / rate);
-                        let due = start + offset;
-                        let now = Instant::now();
-                        if due > now {
-                            std::thread::sleep(due - now);
-                        }
-                        let lag = Instant::now().saturating_duration_since(due).as_nanos() as u64;
-                        max_lag = max_lag.max(lag);
-                        last_lag = lag;
-                        last_i = i as u64;
-                        let stamp = Stamp {
-                            run: target.run_id,
-                            seq: first_seq + i as u64,
-                            scheduled_ns: start_unix_ns + offset.as_nanos() as u64,
-                        };
-                        payload::encode(stamp, target.payload, &mut body);
-                        match conn.post(target, &body) {
-                            Ok(s) if (200..300).contains(&s) => ok += 1,
-                            Ok(s) => {
-                                count_error(&mut errors, &format!("publish_{}", status_kind(s)), 1)
-                            }
-                            Err(kind) => count_error(&mut errors, kind, 1),
-                        }
-                    }
-                    (ok, errors, max_lag, last_lag, last_i)
-                })
-            })
+            .map(|p| scope.spawn(move || publish_share(target, &schedule, p, k, progress)))
             .collect();
         handles
             .into_iter()
@@ -229,25 +237,99 @@ pub fn publish_phase(
             .collect()
     });
     let mut out = PublishOutcome {
-        start_unix_ns,
+        start_unix_ns: schedule.start_unix_ns,
         scheduled: Duration::from_secs_f64(count as f64 / rate),
-        actual: Instant::now().saturating_duration_since(start),
+        actual: Instant::now().saturating_duration_since(schedule.start),
         publishers: k,
         ..PublishOutcome::default()
     };
     let mut last = (0, 0);
-    for (ok, errors, max_lag, last_lag, last_i) in results {
-        out.published += ok;
-        for (kind, n) in errors {
-            count_error(&mut out.errors, &kind, n);
+    for tally in tallies {
+        out.published += tally.ok;
+        for (kind, n) in tally.errors {
+            count_error(&mut out.errors, kind, n);
         }
-        out.max_lag_ns = out.max_lag_ns.max(max_lag);
-        if last_i >= last.0 {
-            last = (last_i, last_lag);
+        out.max_lag_ns = out.max_lag_ns.max(tally.max_lag_ns);
+        if tally.last_i >= last.0 {
+            last = (tally.last_i, tally.last_lag_ns);
+        }
+        if out.first_refusal.is_none() {
+            out.first_refusal = tally.first_refusal;
         }
     }
     out.end_lag_ns = last.1;
     let allowed = Duration::from_millis(20).max(out.scheduled / 20);
     out.kept_schedule = Duration::from_nanos(out.max_lag_ns) <= allowed;
     out
+}
+
+/// When a phase's events are due.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// When event 0 is due.
+    start: Instant,
+    /// The same moment, ns since the Unix epoch (stamped into payloads).
+    start_unix_ns: u64,
+    /// The sequence number of event 0.
+    first_seq: u64,
+    /// Events in the phase.
+    count: usize,
+    /// Events per second.
+    rate: f64,
+}
+
+/// Publisher `p` of `k`: posts events `p, p+k, p+2k, ...` of the phase, each at its time.
+fn publish_share(
+    target: &PublishTarget,
+    schedule: &Schedule,
+    p: usize,
+    k: usize,
+    progress: &PublishProgress,
+) -> PublisherTally {
+    let mut conn = PublishConnection {
+        stream: None,
+        request: Vec::new(),
+        response: Vec::new(),
+    };
+    let mut body = Vec::with_capacity(target.payload + 64);
+    let mut tally = PublisherTally::default();
+    for i in (p..schedule.count).step_by(k) {
+        let offset = Duration::from_secs_f64(i as f64 / schedule.rate);
+        let due = schedule.start + offset;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let lag = Instant::now().saturating_duration_since(due).as_nanos() as u64;
+        tally.max_lag_ns = tally.max_lag_ns.max(lag);
+        tally.last_lag_ns = lag;
+        tally.last_i = i as u64;
+        let stamp = Stamp {
+            run: target.run_id,
+            seq: schedule.first_seq + i as u64,
+            scheduled_ns: schedule.start_unix_ns + offset.as_nanos() as u64,
+        };
+        payload::encode(stamp, target.payload, &mut body);
+        let answer = conn.post(target, &body);
+        let counter = match &answer {
+            Ok(a) if (200..300).contains(&a.status) => &progress.published,
+            _ => &progress.failed,
+        };
+        counter.fetch_add(1, Relaxed);
+        match answer {
+            Ok(answer) if (200..300).contains(&answer.status) => tally.ok += 1,
+            Ok(answer) => {
+                count_error(
+                    &mut tally.errors,
+                    FailureKind::publish_status(answer.status),
+                    1,
+                );
+                if tally.first_refusal.is_none() {
+                    tally.first_refusal = answer.refusal;
+                }
+            }
+            Err(kind) => count_error(&mut tally.errors, kind, 1),
+        }
+    }
+    tally
 }

@@ -29,6 +29,10 @@ pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<FanoutReport>> {
             out.push(r);
         }
     }
+    if out.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::NoReports(names.join(", ")));
+    }
     Ok(out)
 }
 
@@ -44,6 +48,12 @@ fn by_scenario(reports: &[FanoutReport]) -> BTreeMap<&str, Vec<&FanoutReport>> {
     map
 }
 
+/// A run's memory per connection, unless it is flagged unreliable.
+fn reliable_rss_per_conn(r: &FanoutReport) -> Option<f64> {
+    r.server_rss_per_conn_bytes
+        .filter(|_| !r.server_rss_unreliable)
+}
+
 /// The markdown summary: one table per scenario.
 pub fn summary_markdown(reports: &[FanoutReport]) -> String {
     let opt = |v: Option<f64>, prec: usize| v.map_or("n/a".into(), |v| format!("{v:.prec$}"));
@@ -53,6 +63,13 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
          corrected). Memory per connection is the server's RSS growth divided by the \
          connections open; kernel socket memory counts both ends on loopback.\n",
     );
+    if reports.iter().any(|r| r.server_rss_unreliable) {
+        s.push_str(
+            "\nRSS figures marked *unreliable* come from runs in which the server's memory did \
+             not grow as connections opened (its allocator reused memory an earlier run freed); \
+             they are left out of the memory plot. Run each step on a fresh server.\n",
+        );
+    }
     for (scenario, rows) in by_scenario(reports) {
         s.push_str(&format!("\n## Scenario `{scenario}`\n\n"));
         s.push_str(
@@ -65,7 +82,11 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
                 r.label,
                 r.connections,
                 r.connections_open,
-                opt(r.server_rss_per_conn_bytes, 0),
+                if r.server_rss_unreliable {
+                    format!("{} *unreliable*", opt(r.server_rss_per_conn_bytes, 0))
+                } else {
+                    opt(r.server_rss_per_conn_bytes, 0)
+                },
                 opt(r.kernel_sock_mem_per_conn_bytes, 0),
                 r.latency_p50_us,
                 r.latency_p99_us,
@@ -255,7 +276,8 @@ pub fn write_report(reports: &[FanoutReport], out_dir: &Path) -> Result<String> 
         &out_dir.join("memory_per_conn.svg"),
         "Server memory per connection",
         "RSS bytes / connection",
-        &series(reports, Stroke::Bold, |r| r.server_rss_per_conn_bytes),
+        // Figures flagged unreliable (memory did not grow) are left out, not drawn as fact.
+        &series(reports, Stroke::Bold, reliable_rss_per_conn),
     )?;
     // One colour per server; p99, the figure the targets name, bold; p50 thin; p99.9 dashed.
     let mut latency = Vec::new();
@@ -306,6 +328,22 @@ mod tests {
             server_rss_per_conn_bytes: Some(rss),
             ..FanoutReport::default()
         }
+    }
+
+    /// An unreliable memory figure is marked in the summary and left out of the memory plot.
+    /// Regression test for issue 15, defect 4.
+    #[test]
+    fn unreliable_memory_is_marked_and_not_plotted() {
+        let mut reports = [
+            report("ours", "64B@5/s", 1000, 160.0),
+            report("ours", "64B@5/s", 5000, 4.0),
+        ];
+        reports[1].server_rss_unreliable = true;
+        let summary = summary_markdown(&reports);
+        assert!(summary.contains("| 4 *unreliable* |"), "{summary}");
+        assert!(summary.contains("left out of the memory plot"), "{summary}");
+        let lines = series(&reports, Stroke::Bold, reliable_rss_per_conn);
+        assert_eq!(lines[0].points, vec![(1000.0, 160.0)]);
     }
 
     /// A one-connection sanity run beside a scaling run is not drawn as a line of its own: its

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::failure::FailureKind;
+use crate::reply::ServerReply;
+
 /// The largest latency recorded, in µs (100 s); larger values are clamped to it.
 pub const MAX_LATENCY_US: u64 = 100_000_000;
 
@@ -20,15 +23,19 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Failures counted by kind (`connect_refused`, `status_500`, `closed_by_server`, ...).
-pub type ErrorCounts = BTreeMap<String, u64>;
+pub type ErrorCounts = BTreeMap<FailureKind, u64>;
 
 /// Adds `n` failures of `kind`.
-pub fn count_error(errors: &mut ErrorCounts, kind: &str, n: u64) {
-    if let Some(c) = errors.get_mut(kind) {
-        *c += n;
-    } else {
-        errors.insert(kind.to_string(), n);
-    }
+pub fn count_error(errors: &mut ErrorCounts, kind: FailureKind, n: u64) {
+    *errors.entry(kind).or_default() += n;
+}
+
+/// The counts by the kinds' names, as the report and its JSON show them.
+pub fn counts_by_name(errors: &ErrorCounts) -> BTreeMap<String, u64> {
+    errors
+        .iter()
+        .map(|(kind, n)| (kind.as_str().to_string(), *n))
+        .collect()
 }
 
 /// What the subscribers of one thread, process or run saw during one phase.
@@ -64,6 +71,9 @@ pub struct PhaseReport {
     /// CPU time the subscriber threads spent during the phase, ns (the receive path's cost).
     #[serde(default)]
     pub subscriber_cpu_ns: u64,
+    /// The first reply that was not an event stream (for the ramp: in the first phase's report).
+    #[serde(default)]
+    pub first_reply: Option<ServerReply>,
 }
 
 impl PhaseReport {
@@ -83,6 +93,7 @@ impl PhaseReport {
             last_receipt_ns: vec![0; events],
             last_delivery_unix_ns: 0,
             subscriber_cpu_ns: 0,
+            first_reply: None,
         }
     }
 
@@ -98,7 +109,7 @@ impl PhaseReport {
         self.late += other.late;
         self.dropped += other.dropped;
         for (k, v) in &other.errors {
-            count_error(&mut self.errors, k, *v);
+            count_error(&mut self.errors, *k, *v);
         }
         self.latency
             .add(&other.latency)
@@ -111,6 +122,9 @@ impl PhaseReport {
         }
         self.last_delivery_unix_ns = self.last_delivery_unix_ns.max(other.last_delivery_unix_ns);
         self.subscriber_cpu_ns += other.subscriber_cpu_ns;
+        if self.first_reply.is_none() {
+            self.first_reply.clone_from(&other.first_reply);
+        }
     }
 
     /// A histogram (ms, µs precision) of the per-event last-subscriber times, over the events
@@ -214,14 +228,14 @@ mod tests {
         b.deliveries = 3;
         a.last_receipt_ns = vec![5, 0, 9];
         b.last_receipt_ns = vec![7, 1, 2];
-        count_error(&mut a.errors, "status_500", 2);
-        count_error(&mut b.errors, "status_500", 1);
+        count_error(&mut a.errors, FailureKind::status(500), 2);
+        count_error(&mut b.errors, FailureKind::status(500), 1);
         let b2: PhaseReport = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
         a.merge(&b2);
         assert_eq!(a.deliveries, 7);
         assert_eq!(a.latency, whole);
         assert_eq!(a.last_receipt_ns, vec![7, 1, 9]);
-        assert_eq!(a.errors["status_500"], 3);
+        assert_eq!(counts_by_name(&a.errors)["status_500"], 3);
         let mut text = Vec::new();
         write_percentile_distribution(&a.latency, &mut text).unwrap();
         assert!(String::from_utf8(text).unwrap().contains("Total count"));

@@ -217,6 +217,34 @@ pub fn fetch_metrics(url: &HttpUrl) -> Option<ProcessMetrics> {
     Some(parse_metrics(&String::from_utf8_lossy(&body)))
 }
 
+/// What to warn about a `--metrics-url` at `url` that answered `metrics` (`None`: no usable
+/// answer), or `None` when it has both process metrics.
+pub fn metrics_warning(url: &str, metrics: Option<ProcessMetrics>) -> Option<String> {
+    let missing = match metrics {
+        None => {
+            return Some(format!(
+                "--metrics-url {url}: no metrics page there (unreachable, not 200, or an event \
+                 stream); server memory and CPU will be n/a"
+            ));
+        }
+        Some(ProcessMetrics {
+            rss_bytes: None,
+            cpu_seconds: None,
+        }) => {
+            "neither process_resident_memory_bytes nor process_cpu_seconds_total; server \
+               memory and CPU will be n/a"
+        }
+        Some(ProcessMetrics {
+            rss_bytes: None, ..
+        }) => "no process_resident_memory_bytes; server memory will be n/a",
+        Some(ProcessMetrics {
+            cpu_seconds: None, ..
+        }) => "no process_cpu_seconds_total; server CPU will be n/a",
+        Some(_) => return None,
+    };
+    Some(format!("--metrics-url {url} has {missing}"))
+}
+
 /// Reads `process_resident_memory_bytes` and `process_cpu_seconds_total` from Prometheus text.
 pub fn parse_metrics(text: &str) -> ProcessMetrics {
     let mut m = ProcessMetrics::default();
@@ -293,6 +321,31 @@ mod tests {
     fn slabinfo() {
         let text = "slabinfo - version: 2.1\n# name <active_objs> ...\nTCP 80 130 2368 13 8 : tunables 0 0 0\ntw_sock_TCP 35776 35776 256 16 1\nsock_inode_cache 253 342 832 19 4\n";
         assert_eq!(parse_slab_bytes(text, SOCKET_SLABS), 80 * 2368 + 253 * 832);
+    }
+
+    #[test]
+    fn metrics_warnings() {
+        let m = |rss_bytes, cpu_seconds| {
+            Some(ProcessMetrics {
+                rss_bytes,
+                cpu_seconds,
+            })
+        };
+        let table: &[(Option<ProcessMetrics>, Option<&str>)] = &[
+            (m(Some(1), Some(1.0)), None),
+            (m(Some(1), None), Some("no process_cpu_seconds_total")),
+            (m(None, Some(1.0)), Some("no process_resident_memory_bytes")),
+            (m(None, None), Some("neither process_resident_memory_bytes")),
+            (None, Some("no metrics page there")),
+        ];
+        for (metrics, want) in table {
+            let got = metrics_warning("http://x/metrics", *metrics);
+            match (got, want) {
+                (None, None) => {}
+                (Some(text), Some(want)) => assert!(text.contains(want), "{text}"),
+                (got, want) => panic!("{metrics:?}: {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,92 +1,33 @@
-//! Parsers for the values the command line accepts: counts (`10k`, `1.5k`, `1m`), sizes (`64`,
-//! `1k`, `1KiB`), durations (`5s`, `500ms`), rates (`100`, `1k`, `100/s`), source-IP ranges
-//! (`127.0.0.1-127.0.0.8`), step lists (`1k,5k,10k`) and `K:V` headers.
+//! Parsers for the values the command line accepts. Counts (`10k`, `1.5k`, `1m`), sizes (`64`,
+//! `1k`, `1KiB`) and durations (`5s`, `500ms`) are the workspace's shared parsers from
+//! `sse-common`, re-exported here; the load generator's own values are built on them: rates
+//! (`100`, `1k`, `100/s`), source-IP ranges (`127.0.0.1-127.0.0.8`), step lists (`1k,5k,10k`)
+//! and `K:V` headers.
 //!
-//! Each returns `Result<_, String>` so clap shows the message as the error.
+//! The load generator's own parsers return `Result<_, String>` so clap shows the message as the
+//! error.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-/// Splits `12.5k` into `(12.5, "k")`.
-fn split_number(s: &str) -> Result<(f64, &str), String> {
-    let s = s.trim();
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(end);
-    if num.is_empty() {
-        return Err(format!("{s:?} does not start with a number"));
-    }
-    let value: f64 = num.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    Ok((value, suffix.trim()))
+use sse_common::Quantity;
+
+use crate::payload;
+pub use sse_common::{parse_count, parse_duration, parse_size};
+
+/// Parses a payload size: a size ([`parse_size`]) of at least [`payload::MIN_SIZE`] bytes.
+pub fn parse_payload_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s).map_err(|e| e.to_string())?;
+    payload::check_size(size)?;
+    Ok(size)
 }
 
-/// Parses a count: `500`, `10k` (10,000), `1.5k`, `1m` (1,000,000). Decimal multipliers.
-pub fn parse_count(s: &str) -> Result<u64, String> {
-    let (value, suffix) = split_number(s)?;
-    let mult = match suffix.to_ascii_lowercase().as_str() {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        _ => return Err(format!("{s:?}: unknown suffix {suffix:?} (use k or m)")),
-    };
-    let n = value * mult;
-    if n.fract() != 0.0 || n > u64::MAX as f64 {
-        return Err(format!("{s:?} is not a whole count"));
-    }
-    Ok(n as u64)
-}
-
-/// Parses a size in bytes: `64`, `1k` or `1KiB` (1024), `1m` or `1MiB`. Binary multipliers.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (value, suffix) = split_number(s)?;
-    let mult = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown size suffix {suffix:?} (use k, KiB, m, MiB)"
-            ));
-        }
-    };
-    let n = value * mult;
-    if n.fract() != 0.0 {
-        return Err(format!("{s:?} is not a whole number of bytes"));
-    }
-    Ok(n as u64)
-}
-
-/// Parses a duration: `5s`, `500ms`, `2m`, `1.5s`, `100us`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (value, suffix) = split_number(s)?;
-    let secs = match suffix {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "m" | "min" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown duration suffix {suffix:?} (use ms, s, m)"
-            ));
-        }
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parses an event rate per second: `100`, `1k`, `2.5k/s`, `0.5`. Must be positive.
+/// Parses an event rate per second: `100`, `1k`, `2.5k/s`, `0.5`, with the count suffixes of
+/// [`parse_count`] (`k`, `m`, `g`). Must be positive.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let t = s.trim().trim_end_matches("/s");
-    let (value, suffix) = split_number(t)?;
-    let mult = match suffix.to_ascii_lowercase().as_str() {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        _ => return Err(format!("{s:?}: unknown suffix {suffix:?} (use k or m)")),
-    };
-    let rate = value * mult;
+    // A rate is a count per second that may be fractional.
+    let rate = sse_common::parse_scaled(t, Quantity::Count)
+        .map_err(|e| format!("invalid rate {s:?}: {e}"))?;
     if rate.is_nan() || rate <= 0.0 || rate.is_infinite() {
         return Err(format!("{s:?}: the rate must be greater than 0"));
     }
@@ -149,7 +90,7 @@ pub fn parse_steps(s: &str) -> Result<Vec<u64>, String> {
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(parse_count)
+        .map(|step| parse_count(step).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     if steps.is_empty() || steps.contains(&0) {
         return Err(format!("{s:?}: steps must be positive counts"));
@@ -172,6 +113,7 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn counts() {

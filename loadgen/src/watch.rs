@@ -74,8 +74,13 @@ pub fn run_watch(s: &WatchSettings, out: &mut impl Write) -> Result<()> {
         );
         match result {
             Ok(StreamEnd::Done) => return Ok(()),
-            Ok(StreamEnd::Closed) if !s.reconnect => return Ok(()),
-            Ok(StreamEnd::Closed) => {}
+            Ok(StreamEnd::Closed) if !s.reconnect => {
+                eprintln!("sse-loadgen: the server closed the stream after {printed} events");
+                return Ok(());
+            }
+            Ok(StreamEnd::Closed) => eprintln!(
+                "sse-loadgen: the server closed the stream after {printed} events; reconnecting in {retry:?}"
+            ),
             // A browser stops for good on a bad status or content type; so do we. A network
             // error reconnects, except before anything was ever received.
             Err(e @ (Error::Status { .. } | Error::ContentType(_) | Error::Http(_))) => {

@@ -222,9 +222,9 @@ fn cli_accepts_every_option() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--fail-on-loss` turns a lossy run into exit status 2.
+/// `--fail-on-loss` turns a lossy run into exit status 3 (2 is a usage error, as clap has it).
 #[test]
-fn fail_on_loss_exits_2() {
+fn fail_on_loss_exits_3() {
     let (server, _) = fake_broker(Mode::Silent);
     let out = loadgen(&[
         "fanout",
@@ -243,7 +243,7 @@ fn fail_on_loss_exits_2() {
     ]);
     assert_eq!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -413,7 +413,8 @@ fn worker_processes_merge_into_exact_totals() {
     }
 }
 
-/// Bad command lines: one line `sse-loadgen: error: ...` on stderr, exit status 1, no panic.
+/// Bad values clap cannot judge (URLs, zero counts, unreachable servers, missing files): one
+/// line `sse-loadgen: error: ...` on stderr, exit status 1, no panic.
 #[test]
 fn bad_cli_input_gives_one_line_and_status_1() {
     let port = TcpListener::bind("127.0.0.1:0")
@@ -426,11 +427,8 @@ fn bad_cli_input_gives_one_line_and_status_1() {
         &["fanout", "--url", "not a url"],
         &["fanout", "--url", "https://127.0.0.1/events"],
         &["fanout", "--url", "http://127.0.0.1:1/", "-c", "0"],
-        &["fanout", "--url", "http://127.0.0.1:1/", "--rate", "0"],
-        &["fanout", "--url", "http://127.0.0.1:1/", "-c", "ten"],
         &["fanout", "--url", &unreachable],
         &["watch", &unreachable],
-        &["scale", "--url", "http://127.0.0.1:1/", "--steps", "1k,0"],
         &[
             "report",
             "--input",
@@ -438,7 +436,6 @@ fn bad_cli_input_gives_one_line_and_status_1() {
             "--out-dir",
             "/tmp/x",
         ],
-        &["bogus"],
     ];
     for args in cases {
         let out = loadgen(args);
@@ -451,6 +448,275 @@ fn bad_cli_input_gives_one_line_and_status_1() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// Usage errors show clap's whole message, which names the missing argument, lists allowed
+/// values, suggests a near flag and shows the usage, and exit with clap's status 2. Regression
+/// test for issue 15, defect 1 (only the first line was shown, with status 1).
+#[test]
+fn usage_errors_show_the_whole_message_and_exit_2() {
+    let url = "http://127.0.0.1:1/events";
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["Usage:", "fanout", "watch"]),
+        (&["fanout"], &["--url <URL>", "Usage:"]),
+        (&["watch", url, "--method", "PUT"], &["PUT", "GET", "POST"]),
+        (
+            &["fanout", "--url", url, "--conections", "5"],
+            &["--conections", "--connections"],
+        ),
+        (
+            &["fanout", "--url", url, "-c", "ten"],
+            &["\"ten\"", "--connections"],
+        ),
+        (&["bogus"], &["bogus", "Usage:"]),
+        (
+            &["fanout", "--url", url, "--rate", "0"],
+            &["--rate", "greater than 0"],
+        ),
+        (
+            &["scale", "--url", url, "--steps", "1k,0"],
+            &["--steps", "positive counts"],
+        ),
+    ];
+    for (args, wants) in cases {
+        let out = loadgen(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for want in *wants {
+            assert!(
+                stderr.contains(want),
+                "{args:?}: {want:?} missing in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// `--help` documents every exit status (issue 15, defect 1).
+#[test]
+fn help_documents_exit_statuses() {
+    for args in [&["--help"][..], &["fanout", "--help"][..]] {
+        let out = loadgen(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        for want in ["Exit status", "0 ", "1 ", "2 ", "3 ", "--fail-on-loss"] {
+            assert!(
+                stdout.contains(want),
+                "{args:?}: {want:?} missing in {stdout}"
+            );
+        }
+    }
+}
+
+/// A fanout run that measured nothing is an error: pointed at a page that is not an event
+/// stream, no subscriber connects; with a publish URL the server refuses, every publish fails.
+/// Either exits 1 with one line quoting the server's first reply. Regression test for issue
+/// 15, defect 2 (both exited 0).
+#[test]
+fn fanout_that_measured_nothing_exits_1_quoting_the_server() {
+    let server = RealServer::start();
+    let base = format!("http://{}", server.addr);
+    let healthz = format!("{base}/healthz");
+    let events = server.url();
+    let no_topic = format!("{base}/publish");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--url", &healthz],
+            &[
+                "no subscriber connected",
+                "bad_content_type=3",
+                "200 OK",
+                "text/plain",
+                "\"ok\"",
+            ],
+        ),
+        (
+            &["--url", &events, "--publish-url", &no_topic],
+            &[
+                "every publish failed",
+                "publish_status_400=2",
+                "400",
+                "missing topic",
+            ],
+        ),
+    ];
+    for (args, wants) in cases {
+        let mut all = vec![
+            "fanout", "-c", "3", "--events", "2", "--settle", "0s", "--quiet",
+        ];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--drain-timeout", "200ms"]);
+        let out = loadgen(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("sse-loadgen: error: "),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        for want in *wants {
+            assert!(
+                stderr.contains(want),
+                "{args:?}: {want:?} missing in {stderr}"
+            );
+        }
+    }
+}
+
+/// A publish that gets no answer waits `--response-timeout`, not a fixed 10 s, and a run whose
+/// stderr is not a terminal says what it is doing in plain lines. Regression test for issue
+/// 15, defect 3 (four unanswered publishes took 40 s, without a word).
+#[test]
+fn unanswered_publishes_time_out_and_progress_shows_in_plain_lines() {
+    let server = RealServer::start();
+    // The kernel completes connections to this listener, which never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let publish_url = format!(
+        "http://{}/publish?topic=bench",
+        silent.local_addr().unwrap()
+    );
+    let start = std::time::Instant::now();
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        &server.url(),
+        "--publish-url",
+        &publish_url,
+        "-c",
+        "2",
+        "--events",
+        "4",
+        "--response-timeout",
+        "300ms",
+        "--drain-timeout",
+        "100ms",
+        "--settle",
+        "0s",
+    ]);
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("publish_timeout=4"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("sse-loadgen: main phase: ")
+                && l.contains("0/4 published")
+                && l.contains("4 failed")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("sse-loadgen: ramp: ") && l.contains("2/2 open")),
+        "{stderr}"
+    );
+    drop(silent);
+}
+
+/// A `--payload` below the stamp every event carries is refused, naming the minimum, on the
+/// command line (usage error) and in the library. Regression test for issue 15, defect 5
+/// (`--payload 10` was recorded as 10 B while 54 B were sent).
+#[test]
+fn payload_below_the_minimum_is_refused() {
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        "http://127.0.0.1:1/events",
+        "--payload",
+        "10",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--payload") && stderr.contains("at least 63 bytes"),
+        "{stderr}"
+    );
+    let mut settings = small_run("http://127.0.0.1:1/events", 1, 1);
+    settings.payload = 62;
+    match run_fanout(&settings) {
+        Err(Error::Config(m)) => assert!(m.contains("at least 63 bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        loadgen(&["fanout", "--url", "x", "--payload", "63", "--help"])
+            .status
+            .success()
+    );
+}
+
+/// `report` on an input without a single report is an error, not empty plots. Regression test
+/// for issue 15, defect 6.
+#[test]
+fn report_on_empty_input_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("sse-loadgen-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("empty.jsonl");
+    std::fs::write(&input, "\n").unwrap();
+    let out = loadgen(&[
+        "report",
+        "--input",
+        input.to_str().unwrap(),
+        "--out-dir",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no fanout report"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--metrics-url` pointing at a page without process metrics warns instead of silently
+/// reporting `n/a`. Regression test for issue 15, defect 6.
+#[test]
+fn metrics_url_without_metrics_warns() {
+    let server = RealServer::start();
+    let healthz = format!("http://{}/healthz", server.addr);
+    let out = loadgen(&[
+        "fanout",
+        "--url",
+        &server.url(),
+        "-c",
+        "2",
+        "--events",
+        "2",
+        "--settle",
+        "0s",
+        "--quiet",
+        "--metrics-url",
+        &healthz,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: --metrics-url")
+            && stderr.contains("process_resident_memory_bytes"),
+        "{stderr}"
+    );
+}
+
+/// `watch` says on stderr when the server closed the stream. Regression test for issue 15,
+/// defect 6 (it exited without a word).
+#[test]
+fn watch_says_when_the_server_closed_the_stream() {
+    let server = FakeServer::start(|stream, _| {
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\ndata: b\n\n",
+        );
+        After::Close
+    });
+    let out = loadgen(&["watch", &server.url()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[message] a\n[message] b\n"
+    );
+    assert!(
+        stderr.contains("the server closed the stream after 2 events"),
+        "{stderr}"
+    );
 }
 
 /// `watch --json` prints exactly one object per dispatch, decoding a chunked body split at

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+// Sizes, durations and counts are read by the workspace's one parser, shared with sse-loadgen.
+use sse_common::{parse_count_usize, parse_duration, parse_size};
 
 use crate::config::Config;
 
@@ -22,10 +24,10 @@ pub struct Cli {
     pub threads: usize,
     /// Most open connections; past it, new ones get 503 with Retry-After. Default: what the
     /// open-file limit allows.
-    #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_count)]
+    #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_count_usize)]
     pub max_connections: Option<usize>,
     /// Events kept per topic for Last-Event-ID replay.
-    #[arg(long, env = "SSE_HISTORY", default_value = "1024", value_parser = parse_count)]
+    #[arg(long, env = "SSE_HISTORY", default_value = "1024", value_parser = parse_count_usize)]
     pub history: usize,
     /// Bytes kept per topic for replay (e.g. 1MiB, 512k).
     #[arg(long, env = "SSE_HISTORY_BYTES", default_value = "1MiB", value_parser = parse_size)]
@@ -62,7 +64,7 @@ pub struct Cli {
     pub cors_origins: Vec<String>,
     /// Most live topics (published to within --topic-ttl); a publish to a new topic past it
     /// gets 503.
-    #[arg(long, env = "SSE_MAX_TOPICS", default_value = "100000", value_parser = parse_count)]
+    #[arg(long, env = "SSE_MAX_TOPICS", default_value = "100000", value_parser = parse_count_usize)]
     pub max_topics: usize,
     /// A topic with neither subscribers nor events for this long is forgotten with its history.
     #[arg(long, env = "SSE_TOPIC_TTL", default_value = "10m", value_parser = parse_duration)]
@@ -109,84 +111,10 @@ impl Cli {
     }
 }
 
-/// Parses a duration: `500ms`, `15s`, `2m`, or a bare number of seconds (fractions allowed).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = split_unit(text);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?} (examples: 500ms, 15s, 2m)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?} (use ms, s or m)"
-            ));
-        }
-    };
-    if !(0.0..=1e9).contains(&seconds) {
-        return Err(format!("duration {text:?} out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Parses a size in bytes: `512`, `64k`, `1KiB`, `1m`, `1MiB`, `1g`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = split_unit(text);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?} (examples: 4096, 64k, 1MiB)"))?;
-    let multiplier: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "invalid size unit in {text:?} (use k, KiB, m, MiB, g)"
-            ));
-        }
-    };
-    let bytes = value * multiplier;
-    if !(0.0..=1e15).contains(&bytes) {
-        return Err(format!("size {text:?} out of range"));
-    }
-    Ok(bytes as u64)
-}
-
-/// Parses a count: `1000`, `10k`, `1.5k`, `1m`.
-pub fn parse_count(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let (number, unit) = split_unit(text);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid count {text:?} (examples: 500, 10k, 1.5k)"))?;
-    let multiplier = match unit {
-        "" => 1.0,
-        "k" | "K" => 1e3,
-        "m" | "M" => 1e6,
-        _ => return Err(format!("invalid count suffix in {text:?} (use k or m)")),
-    };
-    let count = value * multiplier;
-    if !(0.0..=1e12).contains(&count) || count.fract() != 0.0 {
-        return Err(format!("count {text:?} must be a whole number"));
-    }
-    Ok(count as usize)
-}
-
-fn split_unit(text: &str) -> (&str, &str) {
-    let end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    (&text[..end], text[end..].trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sse_common::parse_count;
 
     #[test]
     fn parses_units() {

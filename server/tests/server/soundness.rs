@@ -350,8 +350,5 @@ fn out_of_descriptors_every_client_gets_an_answer() {
     server.wait_exit(TIMEOUT);
     let log = server.stderr_output();
     let warnings = log.matches("out of file descriptors").count();
-    assert!(
-        (1..=3).contains(&warnings),
-        "{warnings} warnings:\n{log}"
-    );
+    assert!((1..=3).contains(&warnings), "{warnings} warnings:\n{log}");
 }

@@ -1,0 +1,201 @@
+//! One fanout run from start to end: resolve the targets, ramp the connections up, read memory,
+//! run the main phase (and the rate search), shut down, and hand the measurements to the report.
+
+use std::time::{Duration, Instant};
+
+use super::figures::Measurements;
+use super::phase::Rig;
+use super::rate_search::{SearchOutcome, run_rate_search};
+use super::report::FanoutRun;
+use super::settings::{
+    FanoutSettings, preflight, publish_url_for, random_run_id, subscribe_request, validate,
+};
+use crate::error::{Error, Result};
+use crate::publisher::PublishTarget;
+use crate::stats::{ErrorCounts, count_error};
+use crate::subscriber::{ProgressSnapshot, SubscriberTarget, unix_now_ns};
+use crate::sysinfo::{self, ServerProbe};
+use crate::url::HttpUrl;
+
+/// File descriptors kept free in each process for pipes, publishers and /proc reads.
+const FD_RESERVE: u64 = 64;
+/// Ephemeral ports per source address (32768-60999).
+const PORTS_PER_ADDRESS: u64 = 28_000;
+
+/// Runs one fanout measurement.
+pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
+    validate(settings)?;
+    let started_unix_s = unix_now_ns() as f64 / 1e9;
+    let cpu_start = sysinfo::self_cpu_seconds();
+    let url = HttpUrl::parse(&settings.url)?;
+    let publish_url = publish_url_for(settings, &url)?;
+    let addr = url.resolve()?;
+    let publish_addr = publish_url.resolve()?;
+    preflight(addr, "subscribe server")?;
+    preflight(publish_addr, "publish server")?;
+    let probe = server_probe(settings)?;
+    let (fd_limit, _) = sysinfo::raise_fd_limit();
+    let processes = process_count(settings, fd_limit);
+    let run_id = random_run_id();
+    let target = SubscriberTarget {
+        addr,
+        request: subscribe_request(&url, &settings.headers, "GET", None, None),
+        source_ips: settings.source_ips.clone(),
+        response_timeout_ms: settings.response_timeout.as_millis() as u64,
+        run_id,
+    };
+    let publish = PublishTarget {
+        url: publish_url.clone(),
+        addr: publish_addr,
+        headers: settings.publish_headers.clone(),
+        run_id,
+        payload: settings.payload as usize,
+        publishers: settings.publishers,
+        response_timeout: settings.response_timeout,
+    };
+
+    // Memory before.
+    let rss_before = probe.rss_bytes();
+    let sock_before = sysinfo::tcp_socket_memory_bytes();
+
+    let ramp_start = Instant::now();
+    let mut rig = Rig::start(settings, target, publish, processes)?;
+    wait_for_ramp(&mut rig, settings);
+    let ramp = ramp_start.elapsed();
+    let ramp_progress = rig.progress();
+
+    // Memory after: all open, idle a moment.
+    std::thread::sleep(settings.settle);
+    let rss_after = probe.rss_bytes();
+    let sock_after = sysinfo::tcp_socket_memory_bytes();
+    let loadgen_rss = rig.loadgen_rss();
+
+    // Main phase.
+    let loadgen_cpu_0 = rig.loadgen_cpu();
+    let server_cpu_0 = probe.cpu_seconds();
+    let (main, publish_out) =
+        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?;
+    let server_cpu_1 = probe.cpu_seconds();
+    let loadgen_cpu_1 = rig.loadgen_cpu();
+
+    // Rate search on the same connections.
+    let mut errors = ErrorCounts::new();
+    let search = if settings.rate_search {
+        run_rate_search(&mut rig, &probe, settings, settings.events, &mut errors)?
+    } else {
+        SearchOutcome::default()
+    };
+
+    let usage_cpu = rig.shutdown()?;
+    let loadgen_cpu_s = sysinfo::self_cpu_seconds() - cpu_start + usage_cpu;
+    for (k, v) in main.errors.iter().chain(publish_out.errors.iter()) {
+        count_error(&mut errors, *k, *v);
+    }
+    let measured = Measurements {
+        started_unix_s,
+        url: url.to_string(),
+        publish_url: publish_url.to_string(),
+        processes,
+        fd_limit,
+        ramp,
+        ramp_progress,
+        memory_source: probe.source(),
+        rss: (rss_before, rss_after),
+        sock: (sock_before, sock_after),
+        loadgen_rss,
+        main,
+        publish: publish_out,
+        server_cpu_s: server_cpu_0.zip(server_cpu_1).map(|(a, b)| b - a),
+        loadgen_main_cpu_s: loadgen_cpu_1 - loadgen_cpu_0,
+        loadgen_cpu_s,
+        errors,
+        search,
+    };
+    let run = FanoutRun::from_measurements(settings, measured);
+    if run.report.server_rss_unreliable {
+        eprintln!(
+            "sse-loadgen: warning: the server's memory grew {} B per connection as {} connections opened: the allocator reused freed memory (a server that already served a run?), so the figure is unreliable; use a fresh server per step",
+            run.report.server_rss_per_conn_bytes.unwrap_or(0.0).round(),
+            run.report.connections_open
+        );
+    }
+    Ok(run)
+}
+
+/// Where server memory and CPU are read from: `--server-pid` (which must exist), else
+/// `--metrics-url`, else nowhere.
+fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
+    Ok(match (settings.server_pid, &settings.metrics_url) {
+        (Some(pid), _) => {
+            if sysinfo::tree_rss_bytes(pid).is_none() {
+                return Err(Error::Config(format!(
+                    "--server-pid {pid}: no such process"
+                )));
+            }
+            ServerProbe::Pid(pid)
+        }
+        (None, Some(m)) => {
+            let url = HttpUrl::parse(m)?;
+            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+                eprintln!("sse-loadgen: warning: {warning}");
+            }
+            ServerProbe::Metrics(url)
+        }
+        (None, None) => ServerProbe::None,
+    })
+}
+
+/// How many processes hold the subscribers: `--processes`, or as many as the open-file limit
+/// requires. Warns when the limit or the ephemeral ports will not suffice.
+fn process_count(settings: &FanoutSettings, fd_limit: u64) -> usize {
+    let n = settings.connections;
+    let per_process = fd_limit.saturating_sub(FD_RESERVE).max(1);
+    let processes = if settings.processes == 0 {
+        n.div_ceil(per_process) as usize
+    } else {
+        settings.processes
+    }
+    .clamp(1, n as usize);
+    if n.div_ceil(processes as u64) > per_process {
+        eprintln!(
+            "sse-loadgen: warning: {} connections per process exceed the open-file limit {fd_limit}; use more --processes",
+            n.div_ceil(processes as u64)
+        );
+    }
+    let addresses = settings.source_ips.len().max(1) as u64;
+    if n > PORTS_PER_ADDRESS * addresses {
+        eprintln!(
+            "sse-loadgen: warning: {n} connections from {addresses} source address(es) may exhaust the ~28k ephemeral ports per address; use --source-ips"
+        );
+    }
+    processes
+}
+
+/// Waits until every connection is open or failed, or the ramp's time budget is spent,
+/// showing progress.
+fn wait_for_ramp(rig: &mut Rig, settings: &FanoutSettings) {
+    let n = settings.connections;
+    let budget = Duration::from_secs_f64(n as f64 / settings.connect_rate)
+        + settings.response_timeout
+        + Duration::from_secs(10);
+    let start = Instant::now();
+    rig.progress_line.start();
+    let text = |p: ProgressSnapshot| {
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "{}/{n} open, {} failed, {:.0}/s",
+            p.opened,
+            p.failed,
+            (p.opened + p.failed) as f64 / secs
+        )
+    };
+    loop {
+        let p = rig.progress();
+        if p.opened + p.failed >= n || start.elapsed() > budget {
+            rig.progress_line.end("ramp", &text(p));
+            break;
+        }
+        rig.progress_line.tick("ramp", || text(p));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
