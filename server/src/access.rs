@@ -1,5 +1,7 @@
-//! Who may do what: bearer tokens for publishing and subscribing, the loopback rule for
-//! publishing without a token, and CORS. Each request is checked once, by the router.
+//! Who may do what: bearer tokens for publishing and subscribing, the local rule for publishing
+//! without a token ([`local`]), and CORS. Each request is checked once, by the router.
+
+pub mod local;
 
 use std::net::IpAddr;
 
@@ -47,11 +49,7 @@ impl Access {
         match permission {
             Permission::Publish => match &self.publish_token {
                 Some(token) => check_bearer(head, token, None),
-                None if peer.is_loopback() => Ok(()),
-                None => Err(HttpError::new(
-                    403,
-                    "publishing is allowed from loopback only (no --publish-token set)",
-                )),
+                None => local::check(head, peer).map_err(HttpError::from),
             },
             Permission::Subscribe => match &self.subscribe_token {
                 Some(token) => check_bearer(head, token, query_token),

@@ -1,4 +1,6 @@
-//! Publish and subscribe tokens, and CORS.
+//! Publish and subscribe tokens, the local rule for publishing without a token, and CORS.
+
+use std::net::SocketAddr;
 
 use crate::util::{self, Response, SseStream, TestServer, deadline, post_form_request, request};
 
@@ -90,11 +92,13 @@ fn subscribe_token_in_header_or_query() {
 }
 
 /// An allowed origin gets `Access-Control-Allow-Origin` with its own value (and `Vary: Origin`)
-/// on streams and publishes; another origin gets no allow header.
+/// on streams and publishes; another origin gets no allow header. (A page from a non-loopback
+/// origin publishes with the token, allowed origin or not.)
 #[test]
 fn cors_headers_for_allowed_origin_only() {
     let server = TestServer::start(sse_server::Config {
         cors_origins: vec!["https://app.example".into()],
+        publish_token: Some("s3cret".into()),
         ..util::config()
     });
     let addr = server.addr;
@@ -118,7 +122,7 @@ fn cors_headers_for_allowed_origin_only() {
         &post_form_request(
             "/publish",
             "topic=c&data=x",
-            "Origin: https://app.example\r\nConnection: close\r\n",
+            "Origin: https://app.example\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n",
         ),
     );
     assert_eq!(published.status, 200);
@@ -221,4 +225,166 @@ fn cors_wildcard() {
         matches!(allowed, Some("*" | "https://anywhere.example")),
         "{allowed:?}"
     );
+}
+
+/// A form publish of `data` on topic `local` with exactly the header lines given (the `Host`
+/// line included, so each case chooses its own), closing the connection after.
+fn publish_with(headers: &str, data: &str) -> Vec<u8> {
+    let body = format!("topic=local&data={data}");
+    format!(
+        "POST /publish HTTP/1.1\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Each request shape refused without a token (over real sockets from 127.0.0.1): what it
+/// shows, its header lines, and the part of the reason that names it.
+fn refused_shapes(addr: SocketAddr) -> Vec<(&'static str, String, &'static str)> {
+    let host = format!("Host: {addr}\r\n");
+    vec![
+        (
+            "nginx-style proxy",
+            format!("{host}X-Real-IP: 192.0.2.7\r\nX-Forwarded-For: 192.0.2.7\r\n"),
+            "through a proxy",
+        ),
+        (
+            "Forwarded",
+            format!("{host}Forwarded: for=192.0.2.7;proto=https\r\n"),
+            "through a proxy",
+        ),
+        (
+            "X-Forwarded-For alone",
+            format!("{host}X-Forwarded-For: 192.0.2.7\r\n"),
+            "through a proxy",
+        ),
+        (
+            "proxy keeping the public Host",
+            "Host: sse.example.com\r\n".to_owned(),
+            "loopback Host",
+        ),
+        (
+            "DNS rebinding",
+            format!("Host: rebind.attacker.example:{}\r\n", addr.port()),
+            "loopback Host",
+        ),
+        (
+            "foreign browser origin",
+            format!("{host}Origin: https://evil.example\r\n"),
+            "non-loopback Origin",
+        ),
+        (
+            "sandboxed page",
+            format!("{host}Origin: null\r\n"),
+            "non-loopback Origin",
+        ),
+    ]
+}
+
+/// Without `--publish-token`, a publish that shows a proxy hop, a non-loopback `Host` or a
+/// non-loopback browser `Origin` gets `403` with a plain-text reason naming what it showed and
+/// telling to set `--publish-token`, and publishes nothing. (`--cors-origin *` lets the foreign
+/// origins past CORS, so the publish rule itself is what refuses them.)
+#[test]
+fn publishing_without_token_refuses_proxied_and_browser_requests() {
+    let server = TestServer::start(sse_server::Config {
+        cors_origins: vec!["*".into()],
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut stream = SseStream::subscribe(addr, &["local"]);
+    stream.read_preamble(deadline());
+    for (what, headers, named) in refused_shapes(addr) {
+        let response = request(addr, &publish_with(&headers, "refused"));
+        assert_eq!(response.status, 403, "{what}: {:?}", response.text());
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{what}"
+        );
+        let reason = response.text();
+        assert!(reason.contains(named), "{what}: {reason:?}");
+        assert!(reason.contains("set --publish-token"), "{what}: {reason:?}");
+    }
+    let response = request(addr, &publish_with(&format!("Host: {addr}\r\n"), "local"));
+    assert_eq!(response.status, 200, "{:?}", response.text());
+    let event = stream.next_event();
+    assert_eq!(
+        (event.id, event.data_text()),
+        (Some(util::parse_id(&response)), "local".to_owned()),
+        "only the local publish arrives"
+    );
+}
+
+/// With `--publish-token`, every shape refused above publishes with the right bearer token (a
+/// proxy that forwards can publish), and gets `401` without it.
+#[test]
+fn publish_token_admits_proxied_and_browser_requests() {
+    let server = TestServer::start(sse_server::Config {
+        cors_origins: vec!["*".into()],
+        publish_token: Some("s3cret".into()),
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut stream = SseStream::subscribe(addr, &["local"]);
+    stream.read_preamble(deadline());
+    for (what, headers, _) in refused_shapes(addr) {
+        let response = request(addr, &publish_with(&headers, "no-token"));
+        assert_eq!(response.status, 401, "{what}: {:?}", response.text());
+        let with_token = format!("{headers}Authorization: Bearer s3cret\r\n");
+        let response = request(addr, &publish_with(&with_token, "token"));
+        assert_eq!(response.status, 200, "{what}: {:?}", response.text());
+        let event = stream.next_event();
+        assert_eq!(
+            (event.id, event.data_text()),
+            (Some(util::parse_id(&response)), "token".to_owned()),
+            "{what}"
+        );
+    }
+}
+
+/// Plain local publishing keeps working without a token: curl's request (`Host:
+/// 127.0.0.1:PORT`), `localhost` and `[::1]` names, a page served by this host (loopback
+/// `Origin`), and HTTP/1.0 with no `Host` at all.
+#[test]
+fn local_publishing_without_token_keeps_working() {
+    let server = TestServer::with_defaults();
+    let addr = server.addr;
+    let port = addr.port();
+    let mut stream = SseStream::subscribe(addr, &["local"]);
+    stream.read_preamble(deadline());
+    let cases = [
+        (
+            "curl",
+            format!("Host: {addr}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"),
+        ),
+        ("localhost", format!("Host: localhost:{port}\r\n")),
+        ("[::1]", format!("Host: [::1]:{port}\r\n")),
+        (
+            "same-origin page",
+            format!("Host: {addr}\r\nOrigin: http://{addr}\r\n"),
+        ),
+    ];
+    for (what, headers) in cases {
+        let response = request(addr, &publish_with(&headers, what));
+        assert_eq!(response.status, 200, "{what}: {:?}", response.text());
+        let event = stream.next_event();
+        assert_eq!(
+            (event.id, event.data_text()),
+            (Some(util::parse_id(&response)), what.to_owned())
+        );
+    }
+    let body = "topic=local&data=old";
+    let response = request(
+        addr,
+        format!(
+            "POST /publish HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(response.status, 200, "HTTP/1.0: {:?}", response.text());
+    assert_eq!(stream.next_event().data_text(), "old");
 }
