@@ -3,7 +3,7 @@
 
 pub mod local;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Config;
 use crate::http::HttpError;
@@ -56,6 +56,31 @@ impl Access {
                 None => Ok(()),
             },
         }
+    }
+
+    /// How publishing is decided, for the start-up line.
+    pub fn publish_policy(&self) -> &'static str {
+        if self.publish_token.is_some() {
+            "publish=bearer-token"
+        } else {
+            "publish=local-only (no --publish-token: loopback peer, loopback Host and Origin, no proxy headers)"
+        }
+    }
+
+    /// A warning for the start-up output when the server listens on `listen`, an address other
+    /// hosts can reach, with no publish token: the operator evidently serves the network, and
+    /// publishing stays open to this host and to whatever forwards through it unmarked.
+    pub fn exposure_warning(&self, listen: SocketAddr) -> Option<String> {
+        if self.publish_token.is_some() || listen.ip().to_canonical().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "sse-server: warning: listening on {listen}, beyond loopback, with no --publish-token: \
+             other hosts get 403 on POST /publish, but any program on this host may publish, and \
+             so may the network through a local proxy that adds no Forwarded, X-Forwarded-For or \
+             X-Real-IP header; set --publish-token (SSE_PUBLISH_TOKEN) and publish with \
+             Authorization: Bearer TOKEN"
+        ))
     }
 
     /// Whether subscribing needs a token (so the router knows to look for one in the query).

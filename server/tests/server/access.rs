@@ -1,8 +1,12 @@
-//! Publish and subscribe tokens, the local rule for publishing without a token, and CORS.
+//! Publish and subscribe tokens, the local rule for publishing without a token, the start-up
+//! warning, and CORS.
 
 use std::net::SocketAddr;
 
-use crate::util::{self, Response, SseStream, TestServer, deadline, post_form_request, request};
+use crate::util::{
+    self, Response, ServerProcess, SseStream, TIMEOUT, TestServer, deadline, post_form_request,
+    request,
+};
 
 /// A request line plus `Host`, extra header lines and `Connection: close`.
 fn get_with(path: &str, headers: &str) -> Vec<u8> {
@@ -387,4 +391,56 @@ fn local_publishing_without_token_keeps_working() {
     );
     assert_eq!(response.status, 200, "HTTP/1.0: {:?}", response.text());
     assert_eq!(stream.next_event().data_text(), "old");
+}
+
+/// Listening beyond loopback without a token warns at start, naming the address, what is
+/// exposed and what to set; on loopback, or with a token, nothing is said. Checked on the
+/// configuration, so no test binds a non-loopback address.
+#[test]
+fn startup_warning_for_non_loopback_listen_without_token() {
+    let warning = |listen: &str, token: Option<&str>| {
+        let config = sse_server::Config {
+            listen: listen.parse().unwrap(),
+            publish_token: token.map(String::from),
+            ..util::config()
+        };
+        sse_server::access::Access::new(&config).exposure_warning(config.listen)
+    };
+    for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.7:8080"] {
+        let text = warning(listen, None).unwrap_or_else(|| panic!("no warning for {listen}"));
+        assert!(text.starts_with("sse-server: warning: "), "{text}");
+        for part in [listen, "POST /publish", "set --publish-token"] {
+            assert!(
+                text.contains(part),
+                "{listen}: {part:?} missing from {text:?}"
+            );
+        }
+        assert_eq!(warning(listen, Some("t")), None, "{listen} with a token");
+    }
+    for listen in ["127.0.0.1:8080", "127.0.0.2:8080", "[::1]:8080"] {
+        assert_eq!(warning(listen, None), None, "{listen}");
+    }
+}
+
+/// The real binary's start-up output states the publish policy, and on loopback prints no
+/// warning: with no token the line says publishing is local-only, with one it says a bearer
+/// token is needed.
+#[test]
+fn binary_states_publish_policy_at_start() {
+    for (args, policy) in [
+        (&[][..], "publish=local-only"),
+        (&["--publish-token", "s3cret"][..], "publish=bearer-token"),
+    ] {
+        let mut server = ServerProcess::spawn(args);
+        assert!(
+            server.startup_line.contains(policy),
+            "{args:?}: {:?}",
+            server.startup_line
+        );
+        server.signal("TERM");
+        let status = server.wait_exit(TIMEOUT).expect("server exits");
+        assert!(status.success(), "{status:?}");
+        let stderr = server.stderr_output();
+        assert!(!stderr.contains("warning"), "{args:?}: {stderr}");
+    }
 }
