@@ -1,7 +1,9 @@
-//! Who may do what: bearer tokens for publishing and subscribing, the loopback rule for
-//! publishing without a token, and CORS. Each request is checked once, by the router.
+//! Who may do what: bearer tokens for publishing and subscribing, the local rule for publishing
+//! without a token ([`local`]), and CORS. Each request is checked once, by the router.
 
-use std::net::IpAddr;
+pub mod local;
+
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Config;
 use crate::http::HttpError;
@@ -47,17 +49,38 @@ impl Access {
         match permission {
             Permission::Publish => match &self.publish_token {
                 Some(token) => check_bearer(head, token, None),
-                None if peer.is_loopback() => Ok(()),
-                None => Err(HttpError::new(
-                    403,
-                    "publishing is allowed from loopback only (no --publish-token set)",
-                )),
+                None => local::check(head, peer).map_err(HttpError::from),
             },
             Permission::Subscribe => match &self.subscribe_token {
                 Some(token) => check_bearer(head, token, query_token),
                 None => Ok(()),
             },
         }
+    }
+
+    /// How publishing is decided, for the start-up line.
+    pub fn publish_policy(&self) -> &'static str {
+        if self.publish_token.is_some() {
+            "publish=bearer-token"
+        } else {
+            "publish=local-only (no --publish-token: loopback peer, loopback Host and Origin, no proxy headers)"
+        }
+    }
+
+    /// A warning for the start-up output when the server listens on `listen`, an address other
+    /// hosts can reach, with no publish token: the operator evidently serves the network, and
+    /// publishing stays open to this host and to whatever forwards through it unmarked.
+    pub fn exposure_warning(&self, listen: SocketAddr) -> Option<String> {
+        if self.publish_token.is_some() || listen.ip().to_canonical().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "sse-server: warning: listening on {listen}, beyond loopback, with no --publish-token: \
+             other hosts get 403 on POST /publish, but any program on this host may publish, and \
+             so may the network through a local proxy that adds no Forwarded, X-Forwarded-For or \
+             X-Real-IP header; set --publish-token (SSE_PUBLISH_TOKEN) and publish with \
+             Authorization: Bearer TOKEN"
+        ))
     }
 
     /// Whether subscribing needs a token (so the router knows to look for one in the query).

@@ -53,13 +53,16 @@ pub struct Cli {
     /// Reconnection delay sent to clients in the stream's `retry:` field.
     #[arg(long, env = "SSE_RETRY", default_value = "2s", value_parser = parse_duration)]
     pub retry: Duration,
-    /// Require `Authorization: Bearer TOKEN` to publish. Without it, only loopback peers may.
+    /// Require `Authorization: Bearer TOKEN` to publish (works through a proxy). Without it,
+    /// only direct requests from this host may: loopback peer, `Host` and `Origin`, no proxy
+    /// headers.
     #[arg(long, env = "SSE_PUBLISH_TOKEN", hide_env_values = true)]
     pub publish_token: Option<String>,
     /// Require `Authorization: Bearer TOKEN` (or `?access_token=TOKEN`) to subscribe.
     #[arg(long, env = "SSE_SUBSCRIBE_TOKEN", hide_env_values = true)]
     pub subscribe_token: Option<String>,
-    /// Origin allowed to subscribe and publish from a browser (repeatable), or `*`.
+    /// Origin allowed to subscribe and publish from a browser (repeatable), or `*`. A page
+    /// from a non-loopback origin publishes only with `--publish-token`.
     #[arg(long = "cors-origin", env = "SSE_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Most live topics (published to within --topic-ttl); a publish to a new topic past it

@@ -30,7 +30,8 @@ pub struct Config {
     pub demo_interval: Duration,
     /// Reconnection delay sent to clients in the `retry:` field.
     pub retry: Duration,
-    /// Bearer token required to publish; `None`: loopback peers only.
+    /// Bearer token required to publish; `None`: direct requests from this host only (see
+    /// `access::local`).
     pub publish_token: Option<String>,
     /// Bearer token required to subscribe.
     pub subscribe_token: Option<String>,

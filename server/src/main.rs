@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("{}", server.startup_line());
+    for warning in server.warnings() {
+        eprintln!("{warning}");
+    }
     match server.run() {
         Ok(()) => {
             eprintln!("sse-server: shut down");

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
+use crate::access::Access;
 use crate::broker::{Broker, LocalBroker};
 use crate::config::Config;
 use crate::event_loop::{EventLoop, FEED};
@@ -173,20 +174,24 @@ impl Server {
 
     /// The one-line start-up summary: address, threads, fd limit, max connections, publishing.
     pub fn startup_line(&self) -> String {
-        let publish = if self.config.publish_token.is_some() {
-            "publish=bearer-token"
-        } else {
-            "publish=loopback-only (no --publish-token)"
-        };
         format!(
             "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {} history_memory={}",
             self.local_addr,
             self.threads,
             self.fd_limit,
             self.max_connections,
-            publish,
+            Access::new(&self.config).publish_policy(),
             format_size(self.config.history_memory)
         )
+    }
+
+    /// Warnings for the start-up output, one line each: today, publishing without a token
+    /// while listening beyond loopback ([`Access::exposure_warning`]).
+    pub fn warnings(&self) -> Vec<String> {
+        Access::new(&self.config)
+            .exposure_warning(self.local_addr)
+            .into_iter()
+            .collect()
     }
 
     /// Runs the event loops (and the demo source) until shutdown; returns when all are done.

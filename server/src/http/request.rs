@@ -65,6 +65,9 @@ pub struct RequestHead {
     pub last_event_id: Option<String>,
     /// `Access-Control-Request-Headers` of a preflight.
     pub access_control_request_headers: Option<String>,
+    /// A proxy-hop header was present (`Forwarded`, `X-Forwarded-For`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Proto`, `X-Real-IP` or `Via`): the request came through a proxy.
+    pub forwarded: bool,
 }
 
 /// Parses a request head from the start of `buf`. `Ok(None)` means "not complete yet, read
@@ -118,6 +121,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
         host: None,
         last_event_id: None,
         access_control_request_headers: None,
+        forwarded: false,
     };
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
@@ -173,6 +177,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
             head.last_event_id = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {
             head.access_control_request_headers = Some(value.to_owned());
+        } else if [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-real-ip",
+            "via",
+        ]
+        .iter()
+        .any(|proxy| name.eq_ignore_ascii_case(proxy))
+        {
+            head.forwarded = true;
         }
     }
     if minor_version == 1 && head.host.is_none() {

@@ -35,7 +35,7 @@ fn assert_refusal(response: &Response, status: u16, what: &str) {
 /// A publish request with a raw `text/plain` body.
 fn raw_publish_request(query: &str, body: &[u8], extra_headers: &str) -> Vec<u8> {
     let mut request = format!(
-        "POST /publish?{query} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        "POST /publish?{query} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
          Content-Length: {}\r\n{extra_headers}\r\n",
         body.len()
     )
@@ -167,7 +167,7 @@ fn chunked_publish_bodies_work() {
     stream.read_preamble(deadline());
     let mut conn = Conn::connect(server.addr);
     conn.send(
-        b"POST /publish?topic=chunks HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        b"POST /publish?topic=chunks HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Transfer-Encoding: chunked\r\n\r\n5;name=value\r\nhel",
     );
     conn.send(b"lo\r\n1\r\n \r\n");
@@ -175,7 +175,7 @@ fn chunked_publish_bodies_work() {
     let raw_id = parse_id(&conn.read_response(deadline()));
 
     conn.send(
-        b"POST /publish HTTP/1.1\r\nHost: test\r\n\
+        b"POST /publish HTTP/1.1\r\nHost: localhost\r\n\
           Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n\
           7\r\ntopic=c\r\nF\r\nhunks&data=form\r\n0\r\n\r\n",
     );
@@ -204,7 +204,7 @@ fn expect_continue_publish() {
     let body = "topic=expect&data=continued";
     conn.send(
         format!(
-            "POST /publish HTTP/1.1\r\nHost: test\r\n\
+            "POST /publish HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
              Expect: 100-continue\r\n\r\n",
             body.len()
@@ -226,7 +226,7 @@ fn expect_continue_publish() {
     let body = "topic=expect&data=eager";
     conn.send(
         format!(
-            "POST /publish HTTP/1.1\r\nHost: test\r\n\
+            "POST /publish HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
              Expect: 100-continue\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n",
             body.len()
@@ -247,12 +247,12 @@ fn header_names_in_any_case() {
     stream.read_preamble(deadline());
     let mut conn = Conn::connect(server.addr);
     conn.send(
-        b"POST /publish?topic=case HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\n\
+        b"POST /publish?topic=case HTTP/1.1\r\nhost: localhost\r\ncontent-type: text/plain\r\n\
           content-length: 5\r\n\r\nlower",
     );
     let lower = parse_id(&conn.read_response(deadline()));
     conn.send(
-        b"POST /publish?topic=case HTTP/1.1\r\nHOST: test\r\nCONTENT-TYPE: text/plain\r\n\
+        b"POST /publish?topic=case HTTP/1.1\r\nHOST: LOCALHOST\r\nCONTENT-TYPE: text/plain\r\n\
           TRANSFER-ENCODING: Chunked\r\n\r\n5\r\nupper\r\n0\r\n\r\n",
     );
     let upper = parse_id(&conn.read_response(deadline()));
@@ -284,49 +284,49 @@ fn bad_requests_get_their_status() {
         ),
         (
             "bad chunk size",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
                 .to_vec(),
             400,
         ),
         (
             "chunk data not followed by CRLF",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
                 .to_vec(),
             400,
         ),
         (
             "both Content-Length and Transfer-Encoding",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
                 .to_vec(),
             400,
         ),
         (
             "Content-Length not a number",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: abc\r\n\r\nhello"
                 .to_vec(),
             400,
         ),
         (
             "negative Content-Length",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: -5\r\n\r\nhello"
                 .to_vec(),
             400,
         ),
         (
             "Content-Length with a sign",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: +5\r\n\r\nhello"
                 .to_vec(),
             400,
         ),
         (
             "two different Content-Lengths",
-            b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
               Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
                 .to_vec(),
             400,
@@ -518,7 +518,7 @@ fn slow_request_head_gets_408() {
     // A complete head whose body never completes is not kept forever either.
     let mut slow_body = Conn::connect(addr);
     slow_body.send(
-        b"POST /publish?topic=t HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        b"POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Content-Length: 10\r\n\r\nab",
     );
     let response = slow_body.read_response(deadline());
@@ -547,7 +547,7 @@ fn oversized_body_gets_413_early() {
 
     let mut conn = Conn::connect(addr);
     conn.send(
-        b"POST /publish?topic=big HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        b"POST /publish?topic=big HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Content-Length: 10000000\r\n\r\n",
     );
     conn.send(&[b'a'; 1000]);
@@ -559,7 +559,7 @@ fn oversized_body_gets_413_early() {
 
     let mut conn = Conn::connect(addr);
     conn.send(
-        b"POST /publish?topic=big HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        b"POST /publish?topic=big HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Content-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
     );
     assert_refusal(
@@ -571,7 +571,7 @@ fn oversized_body_gets_413_early() {
     // A chunked body grows past the limit while the client keeps sending.
     let mut conn = Conn::connect(addr);
     conn.send(
-        b"POST /publish?topic=big HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+        b"POST /publish?topic=big HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
           Transfer-Encoding: chunked\r\n\r\n",
     );
     let stop = Arc::new(AtomicBool::new(false));

@@ -15,7 +15,7 @@ use crate::util::{
 /// Status of a raw `POST /publish?topic=...` on a new connection.
 fn publish_status(addr: SocketAddr, topic: &str) -> u16 {
     let raw = format!(
-        "POST /publish?topic={topic} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        "POST /publish?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
     );
     util::request(addr, raw.as_bytes()).status
 }

@@ -263,7 +263,7 @@ fn raw_body_publish_takes_topic_and_type_from_query() {
     let response = util::request(
         server.addr,
         format!(
-            "POST /publish?topic=raw&event=update HTTP/1.1\r\nHost: test\r\n\
+            "POST /publish?topic=raw&event=update HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
             json.len()
         )
@@ -307,7 +307,7 @@ fn form_content_type_with_parameters_and_utf8_topics() {
         let response = util::request(
             server.addr,
             format!(
-                "POST /publish HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n\
+                "POST /publish HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             )

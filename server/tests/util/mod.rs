@@ -587,10 +587,10 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 /// Builds a `POST` request with a form body and optional extra header lines (each ending in
-/// `\r\n`).
+/// `\r\n`). `Host: localhost`, since publishing without a token needs a loopback `Host`.
 pub fn post_form_request(path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
     format!(
-        "POST {path} HTTP/1.1\r\nHost: test\r\n\
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n\
          Content-Length: {}\r\n{extra_headers}\r\n{body}",
         body.len()
@@ -674,7 +674,7 @@ impl Publisher {
     /// the server closed the kept-alive connection.
     pub fn publish(&mut self, topic: &str, data: &[u8]) -> u64 {
         let mut head = format!(
-            "POST /publish?topic={} HTTP/1.1\r\nHost: test\r\nContent-Type: text/plain\r\n\
+            "POST /publish?topic={} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
              Content-Length: {}\r\n\r\n",
             percent_encode(topic),
             data.len()
