@@ -25,6 +25,8 @@ failed=()
 for name in "${wanted[@]}"; do
   case "$name" in
     go) ensure_apt golang-go ;;
+    gin) ensure_apt golang-go golang-github-gin-gonic-gin-dev ;;
+    echo) ensure_apt golang-go golang-github-labstack-echo-dev ;;
     nchan) ensure_apt nginx-light libnginx-mod-nchan ;;
     node) command -v node >/dev/null || ensure_apt nodejs ;;
     axum) command -v cargo >/dev/null || warn "cargo is missing: install Rust (https://rustup.rs) first" ;;

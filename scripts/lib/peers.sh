@@ -3,7 +3,7 @@
 # after lib/common.sh. Every server listens on 127.0.0.1:PORT and serves
 #   GET /events?topic=T   (SSE)  and  POST /publish?topic=T  (raw body = one event's data)
 #
-#   ALL_SERVERS            ours go axum node nchan
+#   ALL_SERVERS            ours go axum node nchan gin echo
 #   server_build NAME      builds what NAME needs (ours: the workspace; fails plainly if it can't)
 #   server_start NAME PORT THREADS LOG
 #                          starts NAME in the background, output to LOG, waits until it answers;
@@ -16,7 +16,7 @@
 #   server_version NAME    one line naming the implementation and its versions
 #   server_describe NAME   one line: the pattern the server follows and its settings
 
-ALL_SERVERS=(ours go axum node nchan)
+ALL_SERVERS=(ours go axum node nchan gin echo)
 PEERS_DIR="$ROOT/scripts/peers"
 SERVER_PID=""
 SERVER_PORT=""
@@ -40,6 +40,7 @@ server_build() {
       (CARGO_TARGET_DIR="$PEERS_DIR/axum/target" cargo build --quiet --release \
         --manifest-path "$PEERS_DIR/axum/Cargo.toml")
       ;;
+    gin | echo) "$PEERS_DIR/lib/go-gopath-build.sh" "$PEERS_DIR/$1" "ssepeer-$1" ;;
     node)
       command -v node >/dev/null || {
         warn "node is missing (scripts/install-peers.sh installs nodejs)"
@@ -84,7 +85,7 @@ server_start() {
       NCHAN_PREFIX_DIR="$(mktemp -d /tmp/sse-peer-nchan.XXXXXX)"
       NCHAN_PREFIX="$NCHAN_PREFIX_DIR" "$PEERS_DIR/nchan/run.sh" "$port" "$threads" >>"$log" 2>&1 &
       ;;
-    go | axum | node) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
+    go | axum | node | gin | echo) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
     *)
       warn "unknown server '$name'"
       return 1
@@ -117,6 +118,9 @@ server_stop() {
   fi
 }
 
+# The installed version of a Debian package, or "missing".
+deb_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo missing; }
+
 server_version() {
   case "$1" in
     ours) echo "sse-server $(cargo metadata --no-deps --format-version 1 --manifest-path "$ROOT/Cargo.toml" 2>/dev/null |
@@ -131,6 +135,8 @@ server_version() {
       ;;
     node) echo "node $(node --version 2>/dev/null || echo missing), node:http" ;;
     nchan) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo missing) (Debian package)" ;;
+    gin) echo "gin $(deb_version golang-github-gin-gonic-gin-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
+    echo) echo "echo $(deb_version golang-github-labstack-echo-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
   esac
 }
 
@@ -142,6 +148,8 @@ server_describe() {
     axum) echo "tokio multi-thread runtime (worker_threads=$threads), axum Sse + tokio::sync::broadcast (capacity 1024), KeepAlive 15 s" ;;
     node) echo "node:http, a Set of open responses, res.write per event; one event loop (no broker to fan out across cluster workers)" ;;
     nchan) echo "nginx + nchan, eventsource subscriber, memory store; worker_processes $threads" ;;
+    gin) echo "Gin's server-sent-event example: broker goroutine, unbuffered chan string per client, c.Stream + c.SSEvent; GOMAXPROCS=$threads" ;;
+    echo) echo "echo's SSE cookbook handler, writes and flushes per event; chan (64) per client, full ones skipped; GOMAXPROCS=$threads" ;;
   esac
 }
 
