@@ -29,6 +29,10 @@ for name in "${wanted[@]}"; do
     echo) ensure_apt golang-go golang-github-labstack-echo-dev ;;
     nchan) ensure_apt nginx-light libnginx-mod-nchan ;;
     node) command -v node >/dev/null || ensure_apt nodejs ;;
+    flask | starlette)
+      # A venv needs ensurepip, which Debian ships apart from python3 (python3-venv).
+      command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || ensure_apt python3 python3-venv
+      ;;
     axum) command -v cargo >/dev/null || warn "cargo is missing: install Rust (https://rustup.rs) first" ;;
     ours) ;;
     *) warn "unknown peer '$name' (known: ${ALL_SERVERS[*]})" ;;

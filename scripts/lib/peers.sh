@@ -3,7 +3,7 @@
 # after lib/common.sh. Every server listens on 127.0.0.1:PORT and serves
 #   GET /events?topic=T   (SSE)  and  POST /publish?topic=T  (raw body = one event's data)
 #
-#   ALL_SERVERS            ours go axum node nchan gin echo
+#   ALL_SERVERS            ours go axum node nchan gin echo flask pushpin starlette
 #   server_build NAME      builds what NAME needs (ours: the workspace; fails plainly if it can't)
 #   server_start NAME PORT THREADS LOG
 #                          starts NAME in the background, output to LOG, waits until it answers;
@@ -16,7 +16,7 @@
 #   server_version NAME    one line naming the implementation and its versions
 #   server_describe NAME   one line: the pattern the server follows and its settings
 
-ALL_SERVERS=(ours go axum node nchan gin echo)
+ALL_SERVERS=(ours go axum node nchan gin echo flask pushpin starlette)
 PEERS_DIR="$ROOT/scripts/peers"
 SERVER_PID=""
 SERVER_PORT=""
@@ -41,6 +41,7 @@ server_build() {
         --manifest-path "$PEERS_DIR/axum/Cargo.toml")
       ;;
     gin | echo) "$PEERS_DIR/lib/go-gopath-build.sh" "$PEERS_DIR/$1" "ssepeer-$1" ;;
+    flask | starlette) "$PEERS_DIR/lib/python-venv.sh" "$PEERS_DIR/$1" ;;
     node)
       command -v node >/dev/null || {
         warn "node is missing (scripts/install-peers.sh installs nodejs)"
@@ -85,7 +86,7 @@ server_start() {
       NCHAN_PREFIX_DIR="$(mktemp -d /tmp/sse-peer-nchan.XXXXXX)"
       NCHAN_PREFIX="$NCHAN_PREFIX_DIR" "$PEERS_DIR/nchan/run.sh" "$port" "$threads" >>"$log" 2>&1 &
       ;;
-    go | axum | node | gin | echo) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
+    go | axum | node | gin | echo | flask | starlette) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
     *)
       warn "unknown server '$name'"
       return 1
@@ -121,6 +122,20 @@ server_stop() {
 # The installed version of a Debian package, or "missing".
 deb_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo missing; }
 
+# The pinned packages of a Python peer's requirements.txt as installed in its venv.
+venv_versions() {
+  local pip="$PEERS_DIR/$1/.venv/bin/pip" req name out=""
+  [[ -x "$pip" ]] || {
+    echo "venv missing"
+    return
+  }
+  for req in $(sed -n 's/^\([A-Za-z0-9_.-]*\).*==.*/\1/p' "$PEERS_DIR/$1/requirements.txt"); do
+    name="$(printf '%s' "$req" | tr 'A-Z_' 'a-z-')"
+    out+="$name $("$pip" show "$req" 2>/dev/null | sed -n 's/^Version: //p'), "
+  done
+  echo "${out%, }"
+}
+
 server_version() {
   case "$1" in
     ours) echo "sse-server $(cargo metadata --no-deps --format-version 1 --manifest-path "$ROOT/Cargo.toml" 2>/dev/null |
@@ -137,6 +152,7 @@ server_version() {
     nchan) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo missing) (Debian package)" ;;
     gin) echo "gin $(deb_version golang-github-gin-gonic-gin-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
     echo) echo "echo $(deb_version golang-github-labstack-echo-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
+    flask | starlette) echo "$(venv_versions "$1"), $("$PEERS_DIR/$1/.venv/bin/python" --version 2>/dev/null || echo 'python missing')" ;;
   esac
 }
 
@@ -150,6 +166,8 @@ server_describe() {
     nchan) echo "nginx + nchan, eventsource subscriber, memory store; worker_processes $threads" ;;
     gin) echo "Gin's server-sent-event example: broker goroutine, unbuffered chan string per client, c.Stream + c.SSEvent; GOMAXPROCS=$threads" ;;
     echo) echo "echo's SSE cookbook handler, writes and flushes per event; chan (64) per client, full ones skipped; GOMAXPROCS=$threads" ;;
+    flask) echo "Flask streaming generator per client over queue.Queue(maxsize=5), full ones dropped; gunicorn -k gevent, 1 worker" ;;
+    starlette) echo "sse-starlette EventSourceResponse over an unbounded asyncio.Queue per client; uvicorn (uvloop, httptools), 1 process" ;;
   esac
 }
 
