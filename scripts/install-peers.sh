@@ -27,6 +27,9 @@ for name in "${wanted[@]}"; do
     go) ensure_apt golang-go ;;
     gin) ensure_apt golang-go golang-github-gin-gonic-gin-dev ;;
     echo) ensure_apt golang-go golang-github-labstack-echo-dev ;;
+    # pushpin brings condure, zurl and mongrel2-core; Debian's policy-rc.d (or no init system)
+    # keeps its system service from starting, and the peer runs its own instance anyway.
+    pushpin) ensure_apt golang-go pushpin ;;
     nchan) ensure_apt nginx-light libnginx-mod-nchan ;;
     node) command -v node >/dev/null || ensure_apt nodejs ;;
     flask | starlette)

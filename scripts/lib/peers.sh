@@ -23,6 +23,7 @@ SERVER_PORT=""
 SERVER_NAME=""
 SERVER_LOG=""
 NCHAN_PREFIX_DIR=""
+PUSHPIN_DIR=""
 export MEASURE_STATUS=""
 MEASURE_COMMANDS=()
 
@@ -47,6 +48,13 @@ server_build() {
         warn "node is missing (scripts/install-peers.sh installs nodejs)"
         return 1
       }
+      ;;
+    pushpin)
+      command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null || {
+        warn "pushpin, condure or zurl is missing (scripts/install-peers.sh installs pushpin)"
+        return 1
+      }
+      "$PEERS_DIR/lib/go-gopath-build.sh" "$PEERS_DIR/pushpin" pushpin-origin
       ;;
     nchan)
       command -v nginx >/dev/null && [[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || {
@@ -86,6 +94,10 @@ server_start() {
       NCHAN_PREFIX_DIR="$(mktemp -d /tmp/sse-peer-nchan.XXXXXX)"
       NCHAN_PREFIX="$NCHAN_PREFIX_DIR" "$PEERS_DIR/nchan/run.sh" "$port" "$threads" >>"$log" 2>&1 &
       ;;
+    pushpin)
+      PUSHPIN_DIR="$(mktemp -d /tmp/sse-peer-pushpin.XXXXXX)"
+      PUSHPIN_DIR="$PUSHPIN_DIR" "$PEERS_DIR/pushpin/run.sh" "$port" "$threads" >>"$log" 2>&1 &
+      ;;
     go | axum | node | gin | echo | flask | starlette) "$PEERS_DIR/$name/run.sh" "$port" "$threads" >>"$log" 2>&1 & ;;
     *)
       warn "unknown server '$name'"
@@ -113,6 +125,12 @@ server_stop() {
     fi
     rm -rf "$NCHAN_PREFIX_DIR"
     NCHAN_PREFIX_DIR=""
+  fi
+  # Pushpin logs to the server log (--merge-output); keep its generated config beside it.
+  if [[ "$SERVER_NAME" == pushpin && -d "$PUSHPIN_DIR" ]]; then
+    cp "$PUSHPIN_DIR/pushpin.conf" "${SERVER_LOG%.log}.pushpin.conf" 2>/dev/null || true
+    rm -rf "$PUSHPIN_DIR"
+    PUSHPIN_DIR=""
   fi
   if [[ -n "$SERVER_PORT" ]] && ! wait_port_free "$SERVER_PORT" 10; then
     warn "port $SERVER_PORT is still in use 10 s after the server stopped"
@@ -152,6 +170,7 @@ server_version() {
     nchan) echo "$(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo missing) (Debian package)" ;;
     gin) echo "gin $(deb_version golang-github-gin-gonic-gin-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
     echo) echo "echo $(deb_version golang-github-labstack-echo-dev) (Debian package, GOPATH build), $(go version 2>/dev/null || echo 'go missing')" ;;
+    pushpin) echo "pushpin $(deb_version pushpin), condure $(deb_version condure), zurl $(deb_version zurl) (Debian packages); origin: $(go version 2>/dev/null || echo 'go missing'), net/http" ;;
     flask | starlette) echo "$(venv_versions "$1"), $("$PEERS_DIR/$1/.venv/bin/python" --version 2>/dev/null || echo 'python missing')" ;;
   esac
 }
@@ -167,6 +186,7 @@ server_describe() {
     gin) echo "Gin's server-sent-event example: broker goroutine, unbuffered chan string per client, c.Stream + c.SSEvent; GOMAXPROCS=$threads" ;;
     echo) echo "echo's SSE cookbook handler, writes and flushes per event; chan (64) per client, full ones skipped; GOMAXPROCS=$threads" ;;
     flask) echo "Flask streaming generator per client over queue.Queue(maxsize=5), full ones dropped; gunicorn -k gevent, 1 worker" ;;
+    pushpin) echo "Pushpin as shipped (condure, zurl, pushpin-proxy, pushpin-handler) + a Go origin answering with Grip-Hold: stream; publish via the HTTP publish API; all processes measured" ;;
     starlette) echo "sse-starlette EventSourceResponse over an unbounded asyncio.Queue per client; uvicorn (uvloop, httptools), 1 process" ;;
   esac
 }
