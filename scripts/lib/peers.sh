@@ -12,7 +12,8 @@
 #   measure_server NAME PORT JSON DIR
 #                          runs the benchmark steps against NAME (lib/loadgen.sh), a fresh
 #                          server process for each step; sets MEASURE_STATUS ("ok, ..." or what
-#                          went wrong) and MEASURE_COMMANDS (the loadgen commands)
+#                          went wrong) and MEASURE_COMMANDS (the loadgen commands); appends the
+#                          steps NAME did not complete, and why, to DIR/stopped.jsonl
 #   server_version NAME    one line naming the implementation and its versions
 #   server_describe NAME   one line: the pattern the server follows and its settings
 
@@ -191,37 +192,104 @@ server_describe() {
   esac
 }
 
+# The last lines of FILE from line FROM on that look like a reason for failing (errors,
+# warnings, tracebacks, limits), joined with " / ": what a reader of the tables needs from a
+# server's or the loadgen's own log, without opening it.
+log_reasons() {
+  local file="$1" from="$2"
+  [[ -f "$file" ]] || return 0
+  tail -n +"$from" "$file" |
+    grep -aiE 'error|exception|traceback|fatal|panic|warn|too many|refused|killed|exceeded|limit|\bfull\b|timed? ?out|taken|missing|cannot|can.t|not found|no such|denied' |
+    grep -avE '^=== ' | tail -n 3 | cut -c1-240 | awk 'NR > 1 { printf " / " } { printf "%s", $0 }'
+}
+
+# Appends to DIR/stopped.jsonl one JSON object for every step of GROUP (a comma list) that the
+# server did not complete, so that the tables (lib/details.jq, lib/stopped.jq) keep a row for
+# it with what stopped it. A step is short when the loadgen wrote no result for it (its object
+# then has "result": false and REASON as "stopped"), or a result with fewer connections open
+# than asked ("result": true, the loadgen's failures by kind as "errors"). LOADGEN_FROM and
+# SERVER_FROM are the first lines of this group's part of the two logs.
+#   {"label", "connections", "stopped", "result", "errors", "loadgen_log", "server_log"}
+record_shortfalls() {
+  local name="$1" group="$2" json="$3" dir="$4" reason="$5" loadgen_from="$6" server_from="$7"
+  local lines_before="$8" steps=() step n i=0 row rows=() loadgen_log server_log
+  IFS=, read -ra steps <<<"$group"
+  mapfile -t rows < <(tail -n +"$((lines_before + 1))" "$json" 2>/dev/null)
+  loadgen_log="$(log_reasons "$dir/$name.loadgen.log" "$loadgen_from")"
+  server_log="$(log_reasons "$dir/$name.server.log" "$server_from")"
+  for step in "${steps[@]}"; do
+    n="$(parse_count "$step")"
+    row="${rows[$i]:-}"
+    i=$((i + 1))
+    if [[ -n "$row" ]]; then
+      jq -c --arg loadgen "$loadgen_log" --arg server "$server_log" '
+        select(.connections_open < .connections)
+        | {"label": .label, connections: .connections, result: true, errors: .errors,
+           stopped: "opened \(.connections_open) of \(.connections) connections",
+           loadgen_log: $loadgen, server_log: $server}' <<<"$row"
+    else
+      jq -nc --arg name "$name" --argjson n "$n" --arg why "$reason" \
+        --arg loadgen "$loadgen_log" --arg server "$server_log" \
+        '{"label": $name, connections: $n, result: false, errors: {}, stopped: $why,
+          loadgen_log: $loadgen, server_log: $server}'
+    fi
+  done >>"$dir/stopped.jsonl"
+}
+
 measure_server() {
-  local name="$1" port="$2" json="$3" dir="$4" group rc lines_before lines=0 groups=()
+  local name="$1" port="$2" json="$3" dir="$4" group rc lines_before lines=0 groups=() g
+  local loadgen_from server_from why
   MEASURE_COMMANDS=()
   MEASURE_STATUS=""
   # A fresh process for each step: RSS growth in a process that already held and freed the
   # connections of a smaller step would hide part of the cost, more for some allocators than
   # for others. BENCH_REUSE_SERVER=1 runs every step in one process instead (faster).
   if ((BENCH_REUSE_SERVER)); then groups=("$BENCH_STEPS"); else IFS=, read -ra groups <<<"$BENCH_STEPS"; fi
-  for group in "${groups[@]}"; do
+  for g in "${!groups[@]}"; do
+    group="${groups[$g]}"
+    loadgen_from=$(($(wc -l 2>/dev/null <"$dir/$name.loadgen.log" || echo 0) + 1))
+    server_from=$(($(wc -l 2>/dev/null <"$dir/$name.server.log" || echo 0) + 1))
+    lines_before=$(wc -l 2>/dev/null <"$json" || echo 0)
+    why=""
     if ! server_start "$name" "$port" "$BENCH_THREADS" "$dir/$name.server.log"; then
       MEASURE_STATUS="failed to start for step $group after $lines step(s) (see $name.server.log)"
-      return 1
-    fi
-    rc=0
-    lines_before=$(wc -l 2>/dev/null <"$json" || echo 0)
-    loadgen_scale "$name" "$port" "$SERVER_PID" "$json" "$dir/$name.loadgen.log" "$group" || rc=$?
-    MEASURE_COMMANDS+=("$LOADGEN_COMMAND")
-    lines=$((lines + $(wc -l 2>/dev/null <"$json" || echo 0) - lines_before))
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      MEASURE_STATUS="crashed during step $group, after $lines step(s) (see $name.server.log)"
+      why="the server did not start"
+    else
+      rc=0
+      loadgen_scale "$name" "$port" "$SERVER_PID" "$json" "$dir/$name.loadgen.log" "$group" || rc=$?
+      MEASURE_COMMANDS+=("$LOADGEN_COMMAND")
+      lines=$((lines + $(wc -l 2>/dev/null <"$json" || echo 0) - lines_before))
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        MEASURE_STATUS="crashed during step $group, after $lines step(s) (see $name.server.log)"
+        why="the server exited during the step"
+      elif ((rc == 124)); then
+        MEASURE_STATUS="stopped by --timeout $BENCH_TIMEOUT s during step $group, after $lines step(s)"
+        why="the loadgen ran past --timeout $BENCH_TIMEOUT s"
+      elif ((rc != 0)); then
+        MEASURE_STATUS="loadgen exit status $rc in step $group (see $name.loadgen.log); "
+        why="the loadgen failed (exit status $rc)"
+      fi
+      # Before stopping, so the server log holds what the server said while it was short,
+      # not what it says on the way out.
+      record_shortfalls "$name" "$group" "$json" "$dir" "$why" "$loadgen_from" "$server_from" "$lines_before"
       server_stop
-      return 1
     fi
-    server_stop
-    if ((rc == 124)); then
-      MEASURE_STATUS="stopped by --timeout $BENCH_TIMEOUT s during step $group, after $lines step(s)"
+    if [[ "$why" == "the server did not start" ]]; then
+      record_shortfalls "$name" "$group" "$json" "$dir" "$why" "$loadgen_from" "$server_from" "$lines_before"
+    fi
+    if [[ "$MEASURE_STATUS" != "" && "$MEASURE_STATUS" != *"; " ]]; then
+      # The steps after this one are not run; they keep a row too.
+      for group in "${groups[@]:g+1}"; do
+        record_shortfalls "$name" "$group" "$json" "$dir" "not run: $why at step ${groups[$g]}" \
+          999999999 999999999 "$(wc -l 2>/dev/null <"$json" || echo 0)"
+      done
       return 1
-    elif ((rc != 0)); then
-      MEASURE_STATUS="loadgen exit status $rc in step $group (see $name.loadgen.log); "
     fi
   done
   MEASURE_STATUS="${MEASURE_STATUS}ok, $lines step(s)"
+  local short
+  short=$(jq -s --arg name "$name" 'map(select(.label == $name and .result)) | length' \
+    "$dir/stopped.jsonl" 2>/dev/null || echo 0)
+  ((short == 0)) || MEASURE_STATUS+=", $short with fewer connections open than asked (see the steps not completed)"
   [[ "$MEASURE_STATUS" == ok* ]]
 }

@@ -32,6 +32,12 @@ free_port() {
 origin_port="${PUSHPIN_ORIGIN_PORT:-$(free_port $((port + 100)))}"
 taken+="$origin_port "
 publish_port="${PUSHPIN_PUBLISH_PORT:-$(free_port $((port + 101)))}"
+for p in "$port" "$origin_port" "$publish_port"; do
+  if ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+    echo "pushpin peer: port $p is taken" >&2
+    exit 1
+  fi
+done
 
 ulimit -n "$(ulimit -Hn)"
 dir="${PUSHPIN_DIR:-$(mktemp -d /tmp/sse-peer-pushpin.XXXXXX)}"
