@@ -187,7 +187,7 @@ server_describe() {
     gin) echo "Gin's server-sent-event example: broker goroutine, unbuffered chan string per client, c.Stream + c.SSEvent; GOMAXPROCS=$threads" ;;
     echo) echo "echo's SSE cookbook handler, writes and flushes per event; chan (64) per client, full ones skipped; GOMAXPROCS=$threads" ;;
     flask) echo "Flask streaming generator per client over queue.Queue(maxsize=5), full ones dropped; gunicorn -k gevent, 1 worker" ;;
-    pushpin) echo "Pushpin as shipped (condure, zurl, pushpin-proxy, pushpin-handler) + a Go origin answering with Grip-Hold: stream; publish via the HTTP publish API; all processes measured" ;;
+    pushpin) echo "Pushpin as shipped (condure, zurl, pushpin-proxy, pushpin-handler) but message_rate ${PUSHPIN_MESSAGE_RATE:-1000000} (shipped 2500), + a Go origin answering with Grip-Hold: stream; publish via the HTTP publish API; all processes measured" ;;
     starlette) echo "sse-starlette EventSourceResponse over an unbounded asyncio.Queue per client; uvicorn (uvloop, httptools), 1 process" ;;
   esac
 }

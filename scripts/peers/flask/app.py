@@ -3,8 +3,8 @@
 Written as the Flask SSE article most answers point to ("Server-sent events in Flask without
 extra dependencies", Max Halford) and the tutorials copied from it: a ``MessageAnnouncer`` keeps
 one ``queue.Queue(maxsize=5)`` per listener, and each ``GET /events`` response is a streaming
-generator that yields what arrives on its queue. Deployed the way Flask's own deployment docs
-show for long-lived connections: gunicorn with gevent workers (see run.sh).
+generator that yields what arrives on its queue. Deployed the way Flask's own gunicorn
+deployment page shows for asynchronous work: gunicorn with a gevent worker (see run.sh).
 
     GET  /events    the event stream (``?topic=`` is accepted and ignored: one stream)
     POST /publish   the raw body becomes one event's data; replies 200

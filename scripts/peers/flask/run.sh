@@ -2,8 +2,8 @@
 # Starts the Flask peer in the foreground: scripts/peers/flask/run.sh PORT THREADS.
 # exec replaces this shell, so a caller's $! is gunicorn's master; its worker is its child.
 #
-# How it is deployed: gunicorn with one gevent worker (`-k gevent`, as Flask's deployment docs
-# show for long-lived connections). One worker whatever THREADS says, for the reason the Node
+# How it is deployed: gunicorn with one gevent worker (`-k gevent`, the asynchronous worker
+# Flask's gunicorn deployment page shows). One worker whatever THREADS says, for the reason the Node
 # peer has one process: the announcer lives in the worker's memory, and a second worker would
 # hold other subscribers that a publish reaching the first never sees. --worker-connections
 # (gunicorn's default 1000) is raised to the open-file limit, as nchan's worker_connections is;
