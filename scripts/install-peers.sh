@@ -41,7 +41,9 @@ for name in "${wanted[@]}"; do
     node) command -v node >/dev/null || ensure_apt nodejs ;;
     flask | starlette)
       # A venv needs ensurepip, which Debian ships apart from python3 (python3-venv).
-      command -v python3 >/dev/null && python3 -c 'import ensurepip' 2>/dev/null || ensure_apt python3 python3-venv
+      if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        ensure_apt python3 python3-venv
+      fi
       ;;
     axum) command -v cargo >/dev/null || warn "cargo is missing: install Rust (https://rustup.rs) first" ;;
     ours) ;;

@@ -51,10 +51,10 @@ server_build() {
       }
       ;;
     pushpin)
-      command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null || {
+      if ! command -v pushpin >/dev/null || ! command -v condure >/dev/null || ! command -v zurl >/dev/null; then
         warn "pushpin, condure or zurl is missing (scripts/install-peers.sh installs pushpin)"
         return 1
-      }
+      fi
       "$PEERS_DIR/lib/go-gopath-build.sh" "$PEERS_DIR/pushpin" pushpin-origin
       ;;
     nchan)

@@ -25,5 +25,5 @@ src="$dir/.gopath/src/$name"
 rm -rf "$src"
 mkdir -p "$src"
 cp "$dir"/*.go "$dir/go.mod" "$src/"
-(cd "$src" && GO111MODULE=off GOPROXY=off GOFLAGS= GOPATH="$dir/.gopath:/usr/share/gocode" \
+(cd "$src" && GO111MODULE=off GOPROXY=off GOFLAGS='' GOPATH="$dir/.gopath:/usr/share/gocode" \
   go build -o "$dir/$name" .)
