@@ -19,7 +19,7 @@
 # has the choice, measured, and stopped (its whole process tree) before the next one starts;
 # every step gets a fresh server process (see --reuse-server). A server that fails to build,
 # start, or dies during its run is reported and the others go on; a step it did not complete
-# keeps its row in the detail tables, with what stopped it (stopped.jsonl).
+# keeps a row in the summary and the detail tables, with what stopped it (stopped.jsonl).
 # Writes bench-results/<date>-<host>/: README.md (command, commit, machine, versions, status of
 # each server, targets), results.jsonl (every server's JSON lines), stopped.jsonl (the steps a
 # server did not complete), summary.md and SVG plots (`sse-loadgen report`), and each server's

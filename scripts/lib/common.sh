@@ -252,9 +252,9 @@ readme_section_content() {
 }
 
 # A result folder's "Summary" and "Details" sections for its README.md: the loadgen report's
-# tables and plots, then the detail tables of details.jq, with a row for every step a server
-# did not complete (DIR/stopped.jsonl, written by measure_server) and the table of what stopped
-# it (stopped.jq). MISSING is said when there is no summary.
+# tables and plots (with the table of the steps a server did not complete, DIR/stopped.jsonl),
+# then the detail tables of details.jq, with a row for every such step too. MISSING is said
+# when there is no summary.
 summary_markdown() {
   local dir="$1" json="$2" missing="$3" svg
   echo "## Summary"
@@ -278,7 +278,9 @@ summary_markdown() {
     jq -s -r -f "$ROOT/scripts/lib/details.jq" "${inputs[@]}" || echo "(the detail tables failed)"
     echo
   fi
-  if ((${#stopped[@]})); then
+  # Without a summary (no server produced a result) the table of unfinished steps, which
+  # loadgen_report appends to summary.md, is printed here.
+  if ((${#stopped[@]})) && [[ ! -f "$dir/summary.md" ]]; then
     jq -s -r -f "$ROOT/scripts/lib/stopped.jq" "${stopped[@]}" || echo "(the table of unfinished steps failed)"
     echo
   fi
