@@ -9,7 +9,8 @@
 # Ports, each 127.0.0.1 and free (checked with ss) or given: the origin's
 # (PUSHPIN_ORIGIN_PORT) and the HTTP publish API's (PUSHPIN_PUBLISH_PORT, Pushpin's default
 # 5561); the first free ones from PORT+100 upward otherwise. The config, routes, run files
-# and logs go to PUSHPIN_DIR (default a fresh /tmp/sse-peer-pushpin.XXXXXX, printed on stderr).
+# and logs go to PUSHPIN_DIR (default a fresh /tmp/sse-peer-pushpin.XXXXXX, printed on stderr
+# and removed on exit).
 # PUSHPIN_MESSAGE_RATE sets the handler's delivery rate limit (see pushpin.conf.template).
 # THREADS is unused: Pushpin's processes are one each, as shipped.
 set -euo pipefail
@@ -40,7 +41,12 @@ for p in "$port" "$origin_port" "$publish_port"; do
 done
 
 ulimit -n "$(ulimit -Hn)"
-dir="${PUSHPIN_DIR:-$(mktemp -d /tmp/sse-peer-pushpin.XXXXXX)}"
+dir="${PUSHPIN_DIR:-}"
+own_dir=""
+if [[ -z "$dir" ]]; then
+  dir="$(mktemp -d /tmp/sse-peer-pushpin.XXXXXX)"
+  own_dir="$dir"
+fi
 mkdir -p "$dir/run" "$dir/log"
 sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@PUBLISH_PORT@|$publish_port|g" \
   -e "s|@MESSAGE_RATE@|${PUSHPIN_MESSAGE_RATE:-1000000}|g" \
@@ -54,6 +60,8 @@ stop() {
   trap - TERM INT EXIT
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  # A directory this script made is its own to remove; one given in PUSHPIN_DIR is the caller's.
+  [[ -z "$own_dir" ]] || rm -rf "$own_dir"
 }
 trap 'stop; exit 0' TERM INT
 trap stop EXIT
