@@ -260,6 +260,7 @@ measure_server() {
     if ! server_start "$name" "$port" "$BENCH_THREADS" "$dir/$name.server.log"; then
       MEASURE_STATUS="failed to start for step $group after $lines step(s) (see $name.server.log)"
       why="the server did not start"
+      record_shortfalls "$name" "$group" "$json" "$dir" "$why" "$loadgen_from" "$server_from" "$lines_before"
     else
       rc=0
       loadgen_scale "$name" "$port" "$SERVER_PID" "$json" "$dir/$name.loadgen.log" "$group" || rc=$?
@@ -279,9 +280,6 @@ measure_server() {
       # not what it says on the way out.
       record_shortfalls "$name" "$group" "$json" "$dir" "$why" "$loadgen_from" "$server_from" "$lines_before"
       server_stop
-    fi
-    if [[ "$why" == "the server did not start" ]]; then
-      record_shortfalls "$name" "$group" "$json" "$dir" "$why" "$loadgen_from" "$server_from" "$lines_before"
     fi
     if [[ "$MEASURE_STATUS" != "" && "$MEASURE_STATUS" != *"; " ]]; then
       # The steps after this one are not run; they keep a row too.
