@@ -34,7 +34,10 @@
 #   --base-port N        ports N+1, N+2, ... one per server (default 18180)
 #   --cooldown S         pause between servers so sockets in TIME_WAIT and caches settle (default 5)
 #   --out DIR            result folder (default bench-results/<date>-<host>, -2... if taken)
-#   --no-build           use what is built; do not apt-get, npm or cargo anything
+#   --no-build           use what is built: no install-peers.sh (apt-get, pip) and no workspace
+#                        build unless sse-server is missing; each peer's own build step still
+#                        runs (go build, cargo for axum, a venv for flask and starlette when
+#                        missing or stale)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$ROOT/scripts/lib/peers.sh"
