@@ -5,24 +5,39 @@
 #   ./scripts/compare.sh [options]
 #
 # Servers (scripts/peers/README.md says how each is written):
-#   ours   sse-server                                   go     Go net/http, goroutine + channel per client
-#   axum   Rust tokio + axum Sse + broadcast channel    node   Node.js node:http, a Set of responses
-#   nchan  nginx + the nchan module
+#   ours       sse-server
+#   go         Go net/http, goroutine + channel per client
+#   axum       Rust tokio + axum Sse + broadcast channel
+#   node       Node.js node:http, a Set of responses
+#   nchan      nginx + the nchan module
+#   gin        Gin's SSE example: broker goroutine, channel per client, c.Stream + c.SSEvent
+#   echo       echo's SSE cookbook: a handler that writes and flushes per event
+#   flask      Flask streaming generator over a queue per client, gunicorn gevent worker
+#   pushpin    Pushpin + an origin answering with GRIP hold headers (all its processes measured)
+#   starlette  sse-starlette EventSourceResponse over an asyncio queue per client, uvicorn
 # Each is started by this script on its own 127.0.0.1 port, given the same --threads where it
 # has the choice, measured, and stopped (its whole process tree) before the next one starts;
 # every step gets a fresh server process (see --reuse-server). A server that fails to build,
-# start, or dies during its run is reported and the others go on.
+# start, or dies during its run is reported and the others go on; a step it did not complete
+# keeps a row in the summary and the detail tables, with what stopped it (stopped.jsonl).
 # Writes bench-results/<date>-<host>/: README.md (command, commit, machine, versions, status of
-# each server, targets), results.jsonl (every server's JSON lines), summary.md and SVG plots
-# (`sse-loadgen report`), and each server's and the loadgen's log. The defaults (5 servers,
-# steps 1k,5k,10k,15k, low-rate latency and rate search) take about 25 minutes on 2 cores.
+# each server, targets), results.jsonl (every server's JSON lines), stopped.jsonl (the steps a
+# server did not complete), summary.md and SVG plots (`sse-loadgen report`), and each server's
+# and the loadgen's log. The defaults (10 servers, steps 1k,5k,10k,15k, low-rate latency and
+# rate search) take about 5 minutes per server on 2 cores, so about 50 minutes in all.
 #
 # Options:
-#   --servers LIST       which servers, in order (default ours,go,axum,node,nchan)
+#   --peers LIST         which peers to measure against ours, in order (default all of them:
+#                        go,axum,node,nchan,gin,echo,flask,pushpin,starlette)
+#   --servers LIST       which servers, in order, ours included or not
+#                        (default ours,go,axum,node,nchan,gin,echo,flask,pushpin,starlette)
 #   --base-port N        ports N+1, N+2, ... one per server (default 18180)
 #   --cooldown S         pause between servers so sockets in TIME_WAIT and caches settle (default 5)
 #   --out DIR            result folder (default bench-results/<date>-<host>, -2... if taken)
-#   --no-build           use what is built; do not apt-get, npm or cargo anything
+#   --no-build           use what is built: no install-peers.sh (apt-get, pip) and no workspace
+#                        build unless sse-server is missing; each peer's own build step still
+#                        runs (go build, cargo for axum, a venv for flask and starlette when
+#                        missing or stale)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$ROOT/scripts/lib/peers.sh"
@@ -42,6 +57,7 @@ while (($#)); do
   fi
   case "$1" in
     --servers) servers="$2"; shift 2 ;;
+    --peers) servers="ours,$(tr , '\n' <<<"$2" | grep -vx ours | paste -sd,)"; shift 2 ;;
     --base-port) base_port="$2"; shift 2 ;;
     --cooldown) cooldown="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;

@@ -17,7 +17,8 @@
 #   cpu_busy_percent S     share of CPU time (all cores) not idle over the next S seconds
 #   record_source          the commit measured, and whether the working tree differed from it
 #   write_environment F    the machine, tools and limits, as markdown lines, appended to F
-#   summary_markdown D J   a result folder's summary, plots and detail tables, as markdown
+#   summary_markdown D J   a result folder's summary, plots and detail tables (with the steps
+#                          a server did not complete), as markdown
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SCRIPT_NAME="$(basename "$0" .sh)"
@@ -54,11 +55,16 @@ ensure_apt() {
     warn "apt-get could not install: ${missing[*]}"
     return 1
   fi
-  # Debian starts the stock nginx service on install where an init system runs; the peer
-  # starts its own nginx, and a system one on port 80 is not wanted on a benchmark machine.
+  # Debian starts the stock nginx and pushpin services on install where an init system runs;
+  # the peers start their own, and system ones (nginx on port 80, pushpin on 7999 and
+  # 5560-5563) are not wanted on a benchmark machine.
   if [[ " ${missing[*]} " == *" nginx-light "* ]] && pgrep -x nginx >/dev/null; then
     log "stopping the nginx service the package started"
     "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" pushpin "* ]] && pgrep -x pushpin >/dev/null; then
+    log "stopping the pushpin service the package started"
+    "${sudo[@]}" service pushpin stop >/dev/null 2>&1 || true
   fi
 }
 
@@ -246,8 +252,9 @@ readme_section_content() {
 }
 
 # A result folder's "Summary" and "Details" sections for its README.md: the loadgen report's
-# tables and plots, then the detail tables of details.jq. MISSING is said when there is no
-# summary.
+# tables and plots (with the table of the steps a server did not complete, DIR/stopped.jsonl),
+# then the detail tables of details.jq, with a row for every such step too. MISSING is said
+# when there is no summary.
 summary_markdown() {
   local dir="$1" json="$2" missing="$3" svg
   echo "## Summary"
@@ -262,10 +269,19 @@ summary_markdown() {
     echo "$missing"
   fi
   echo
-  if [[ -s "$json" ]]; then
+  local stopped=() inputs=()
+  [[ -s "$json" ]] && inputs+=("$json")
+  [[ -s "$dir/stopped.jsonl" ]] && stopped=("$dir/stopped.jsonl") && inputs+=("$dir/stopped.jsonl")
+  if ((${#inputs[@]})); then
     echo "## Details"
     echo
-    jq -s -r -f "$ROOT/scripts/lib/details.jq" "$json" || echo "(the detail tables failed)"
+    jq -s -r -f "$ROOT/scripts/lib/details.jq" "${inputs[@]}" || echo "(the detail tables failed)"
+    echo
+  fi
+  # Without a summary (no server produced a result) the table of unfinished steps, which
+  # loadgen_report appends to summary.md, is printed here.
+  if ((${#stopped[@]})) && [[ ! -f "$dir/summary.md" ]]; then
+    jq -s -r -f "$ROOT/scripts/lib/stopped.jq" "${stopped[@]}" || echo "(the table of unfinished steps failed)"
     echo
   fi
 }

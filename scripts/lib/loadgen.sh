@@ -11,7 +11,9 @@
 #                           runs `sse-loadgen scale` against 127.0.0.1:PORT at STEPS (default
 #                           BENCH_STEPS), appending to JSON;
 #                           progress goes to the terminal and LOG; bounded by BENCH_TIMEOUT
-#   loadgen_report JSON DIR runs `sse-loadgen report` (summary.md + SVGs) and prints the table
+#   loadgen_report JSON DIR runs `sse-loadgen report` (summary.md + SVGs) and prints the table;
+#                           appends to summary.md the steps a server did not complete
+#                           (DIR/stopped.jsonl, lib/stopped.jq)
 #   settings_markdown       the settings as a markdown list
 
 # Defaults; each has an environment twin so CI or a user can change them without flags.
@@ -125,7 +127,12 @@ loadgen_scale() {
 
 loadgen_report() {
   local json="$1" dir="$2"
-  "$(loadgen_bin)" report --input "$json" --out-dir "$dir"
+  "$(loadgen_bin)" report --input "$json" --out-dir "$dir" || return
+  # The steps a server did not complete have no JSON line for the report to tabulate; their
+  # table (lib/stopped.jq) follows the report's, so the summary keeps a row for each.
+  if [[ -s "$dir/stopped.jsonl" && -f "$dir/summary.md" ]]; then
+    { echo; echo "## Steps not completed"; echo; jq -s -r -f "$ROOT/scripts/lib/stopped.jq" "$dir/stopped.jsonl"; } >>"$dir/summary.md"
+  fi
 }
 
 settings_markdown() {

@@ -1,0 +1,3 @@
+module ssepeer-echo
+
+go 1.19

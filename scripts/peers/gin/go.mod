@@ -1,0 +1,3 @@
+module ssepeer-gin
+
+go 1.19

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds (when the source is newer than the binary) and starts the Gin peer in the foreground:
+# scripts/peers/gin/run.sh PORT THREADS. exec replaces this shell, so a caller's $! is the server.
+# Built offline against Debian's golang-github-gin-gonic-gin-dev (see ../lib/go-gopath-build.sh).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+port="${1:-${PORT:-8085}}"
+threads="${2:-${THREADS:-$(nproc)}}"
+"$here/../lib/go-gopath-build.sh" "$here" ssepeer-gin
+ulimit -n "$(ulimit -Hn)"
+exec "$here/ssepeer-gin" "$port" "$threads"

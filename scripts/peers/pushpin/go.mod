@@ -1,0 +1,3 @@
+module pushpin-origin
+
+go 1.19
