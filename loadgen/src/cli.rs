@@ -12,7 +12,7 @@ use crate::fanout::{FanoutSettings, print_report, run_fanout};
 use crate::scale::{ScaleSettings, append_json_line, run_scale};
 use crate::units::{
     AddressList, Steps, parse_address_list, parse_count, parse_duration, parse_header,
-    parse_payload_size, parse_rate, parse_step_list,
+    parse_payload_size, parse_rate, parse_size, parse_step_list,
 };
 use crate::watch::{WatchSettings, run_watch};
 
@@ -80,6 +80,9 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Write summary.md and SVG plots from the JSON lines of fanout/scale runs.
     Report(ReportArgs),
+    /// Run mixed, abusive traffic against an sse-server for a bounded time; fail when memory,
+    /// descriptors, sockets or topics keep growing, or a good subscriber loses an event.
+    Soak(SoakArgs),
     /// Internal: a worker process started by fanout (JSON lines on stdin/stdout).
     #[command(hide = true)]
     Worker,
@@ -254,6 +257,56 @@ pub struct ReportArgs {
     pub out_dir: PathBuf,
 }
 
+/// `soak` options.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// How long to run.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Samples before this are left out of the trends (use more than the server's --topic-ttl).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// How often to sample the server.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+    /// The server's pid, for RSS and descriptors from /proc (else from its /metrics).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Busy topics.
+    #[arg(long, default_value_t = 4)]
+    pub busy_topics: usize,
+    /// Good subscribers (spread over the busy topics), checked for loss and repeats.
+    #[arg(long, default_value = "40", value_parser = parse_count)]
+    pub good_subscribers: u64,
+    /// Events per second to the busy topics, in all.
+    #[arg(long, default_value_t = 200.0)]
+    pub busy_rate: f64,
+    /// Bytes of each busy event's data.
+    #[arg(long, default_value = "1KiB", value_parser = parse_size)]
+    pub busy_payload: u64,
+    /// New topics published to per second, all along.
+    #[arg(long, default_value_t = 100.0)]
+    pub fresh_rate: f64,
+    /// Threads that connect and disconnect.
+    #[arg(long, default_value_t = 2)]
+    pub churn_threads: usize,
+    /// Connect/disconnect cycles per second per churn thread.
+    #[arg(long, default_value_t = 150.0)]
+    pub churn_rate: f64,
+    /// Subscribers that never read.
+    #[arg(long, default_value = "200", value_parser = parse_count)]
+    pub stuck: u64,
+    /// Subscribers that read 512 bytes every 100 ms.
+    #[arg(long, default_value = "50", value_parser = parse_count)]
+    pub slow: u64,
+    /// Where samples.jsonl, summary.json, summary.md and soak.svg go.
+    #[arg(long, default_value = "soak-results")]
+    pub out_dir: PathBuf,
+}
+
 /// Event loops by default: the number of cores.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -353,6 +406,41 @@ pub fn run(cli: Cli) -> Result<Exit> {
             let summary = crate::report::write_report(&reports, &a.out_dir)?;
             stdout.lock().write_all(summary.as_bytes()).map_err(werr)?;
             Ok(Exit::Success)
+        }
+        Command::Soak(a) => {
+            let settings = crate::soak::SoakSettings {
+                base: crate::url::HttpUrl::parse(&a.base_url)?,
+                duration: a.duration,
+                warmup: a.warmup,
+                sample_every: a.sample_every,
+                server_pid: a.server_pid,
+                busy_topics: a.busy_topics,
+                good_subscribers: a.good_subscribers as usize,
+                busy_rate: a.busy_rate,
+                busy_payload: a.busy_payload as usize,
+                fresh_rate: a.fresh_rate,
+                churn_threads: a.churn_threads,
+                churn_rate: a.churn_rate,
+                stuck: a.stuck as usize,
+                slow: a.slow as usize,
+                out_dir: a.out_dir,
+            };
+            if settings.warmup >= settings.duration {
+                return Err(Error::Config(format!(
+                    "--warmup ({:?}) must be shorter than --duration ({:?})",
+                    settings.warmup, settings.duration
+                )));
+            }
+            let report = crate::soak::run_soak(&settings)?;
+            stdout
+                .lock()
+                .write_all(crate::soak::summary_markdown(&report).as_bytes())
+                .map_err(werr)?;
+            Ok(if report.failures.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Failure
+            })
         }
         Command::Worker => {
             crate::worker::run_worker()?;

@@ -23,6 +23,8 @@
 //!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `report`,
 //!   `figures`, `print`.
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
+//! - [`soak`]: the `soak` subcommand: mixed and abusive traffic for a bounded time, samples of
+//!   the server, trends after warm-up and a verdict (`traffic`, `trend`).
 //! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
 //! - [`watch`]: the `watch` debugging client.
 //! - [`failure`]: the kinds of failure a run counts (`FailureKind`) and their report names.
@@ -40,6 +42,7 @@ pub mod publisher;
 pub mod reply;
 pub mod report;
 pub mod scale;
+pub mod soak;
 pub mod sse;
 pub mod stats;
 pub mod subscriber;

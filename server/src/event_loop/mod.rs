@@ -11,12 +11,12 @@
 //! Each iteration: poll; drive the ready connections; take what the broker fed this loop
 //! (events into the topic logs, publish answers to their connections); continue the fan-out
 //! passes for a budget of subscribers; on a tick, timers. The rooms:
-//! - [`accept`]: accepting, the connection limit and its `503`, pausing at the fd limit.
-//! - [`exchange`]: the request/response driver and what the loop does with its outcomes.
-//! - [`delivery`]: the feed, fan-out passes, stream writes, heartbeats.
-//! - [`passes`]: the order of fan-out visits, fair between topics; the loop's backlog.
-//! - [`backpressure`]: publishes wait while any loop's backlog is over `--max-backlog`.
-//! - [`drain`]: graceful shutdown.
+//! - `accept`: accepting, the connection limit and its `503`, pausing at the fd limit.
+//! - `exchange`: the request/response driver and what the loop does with its outcomes.
+//! - `delivery`: the feed, fan-out passes, stream writes, heartbeats.
+//! - `passes`: the order of fan-out visits, fair between topics; the loop's backlog.
+//! - `backpressure`: publishes wait while any loop's backlog is over `--max-backlog`.
+//! - `drain`: graceful shutdown.
 
 mod accept;
 pub use accept::keep_reserve_descriptor;
