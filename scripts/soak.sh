@@ -15,7 +15,8 @@
 # Options:
 #   --minutes N      how long (default 10)
 #   --port N         port on 127.0.0.1 (default 18090)
-#   --topic-ttl DUR  the server's --topic-ttl (default 20s; the warm-up is 4x it, at least 60s)
+#   --topic-ttl DUR  the server's --topic-ttl (default 20s; the warm-up is 4x it, at least
+#                    60 s or half the soak, whichever is shorter)
 #   --out DIR        result folder (default bench-results/<date>-<host>-soak)
 #   --no-build       use the binaries already built
 set -euo pipefail
@@ -42,7 +43,8 @@ done
 [[ "$minutes" =~ ^[0-9]+$ && "$minutes" -ge 1 ]] || die "--minutes takes a whole number of minutes (1 or more)"
 ttl_s="$(sed -E 's/s$//' <<<"$ttl")"
 [[ "$ttl_s" =~ ^[0-9]+$ ]] || die "--topic-ttl takes seconds, like 20s"
-warmup_s=$((ttl_s * 4 > 60 ? ttl_s * 4 : 60))
+floor_s=$((minutes * 30 < 60 ? minutes * 30 : 60))
+warmup_s=$((ttl_s * 4 > floor_s ? ttl_s * 4 : floor_s))
 ((warmup_s < minutes * 60)) || die "the warm-up (${warmup_s}s) must be shorter than the soak"
 
 record_source

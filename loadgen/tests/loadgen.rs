@@ -47,10 +47,11 @@ fn rate_search_is_bounded_and_reports_the_last_passing_phase() {
         r.rate_search_phases
     );
     let best = r.rate_search_phases.iter().rfind(|p| p.passed);
-    assert_eq!(r.max_sustained_rate, best.map(|p| p.rate));
-    if let Some(rate) = r.max_sustained_rate {
-        assert_eq!(r.max_sustained_deliveries_per_sec, Some(rate * 20.0));
-    }
+    // 100 events/s to 20 subscribers is well within a real server: a search in which every
+    // phase failed is a broken instrument, not a result.
+    let best = best.expect("no search phase passed");
+    assert_eq!(r.max_sustained_rate, Some(best.rate));
+    assert_eq!(r.max_sustained_deliveries_per_sec, Some(best.rate * 20.0));
     // Main-phase counts are not polluted by the search phases.
     assert_eq!(r.deliveries, 400);
 }
@@ -881,4 +882,44 @@ fn scale_then_report() {
         assert!(text.starts_with("<svg") && text.contains("ours"), "{svg}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A short soak against a real server passes: every kind of traffic ran, good subscribers lost
+/// and repeated nothing, bad requests were refused, and the server kept answering.
+#[test]
+fn soak_against_a_real_server_passes() {
+    let server = RealServer::start();
+    let out = std::env::temp_dir().join(format!("sse-soak-test-{}", std::process::id()));
+    let settings = sse_loadgen::soak::SoakSettings {
+        base: sse_loadgen::url::HttpUrl::parse(&format!("http://{}", server.addr)).unwrap(),
+        duration: Duration::from_secs(8),
+        warmup: Duration::from_secs(3),
+        sample_every: Duration::from_secs(1),
+        server_pid: None,
+        busy_topics: 2,
+        good_subscribers: 4,
+        busy_rate: 100.0,
+        busy_payload: 256,
+        fresh_rate: 50.0,
+        churn_threads: 1,
+        churn_rate: 50.0,
+        stuck: 10,
+        slow: 5,
+        out_dir: out.clone(),
+    };
+    let report = sse_loadgen::soak::run_soak(&settings).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for name in [
+        "good_events",
+        "churn_cycles",
+        "bad_requests",
+        "fresh_published",
+        "stuck_opened",
+    ] {
+        assert!(report.counts[name] > 0, "{name}: {:?}", report.counts);
+    }
+    for file in ["samples.jsonl", "summary.json", "summary.md", "soak.svg"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let _ = std::fs::remove_dir_all(out);
 }

@@ -106,7 +106,10 @@ pub fn run_soak(settings: &SoakSettings) -> Result<SoakReport> {
     };
     for n in 0..settings.good_subscribers {
         let (s, topic) = (shared.clone(), busy[n % busy.len()].clone());
-        threads.push(spawn("good", Box::new(move || traffic::good_subscriber(s, topic)))?);
+        threads.push(spawn(
+            "good",
+            Box::new(move || traffic::good_subscriber(s, topic)),
+        )?);
     }
     // Good subscribers are in place before the first event, so each sees the whole sequence.
     thread::sleep(Duration::from_millis(500));
@@ -121,10 +124,16 @@ pub fn run_soak(settings: &SoakSettings) -> Result<SoakReport> {
         Box::new(move || traffic::busy_publisher(s, topics, rate, payload)),
     )?);
     let (s, rate) = (shared.clone(), settings.fresh_rate);
-    threads.push(spawn("fresh-publisher", Box::new(move || traffic::fresh_publisher(s, rate)))?);
+    threads.push(spawn(
+        "fresh-publisher",
+        Box::new(move || traffic::fresh_publisher(s, rate)),
+    )?);
     for n in 0..settings.churn_threads {
         let (s, rate) = (shared.clone(), settings.churn_rate);
-        threads.push(spawn("churn", Box::new(move || traffic::churn(s, rate, n as u64 + 1)))?);
+        threads.push(spawn(
+            "churn",
+            Box::new(move || traffic::churn(s, rate, n as u64 + 1)),
+        )?);
     }
     let (s, topics, stuck) = (shared.clone(), busy.clone(), settings.stuck);
     threads.push(spawn(
@@ -182,7 +191,10 @@ fn sample_until_done(
                 shared.counters.good_duplicated.load(Ordering::Relaxed),
             );
         } else {
-            eprintln!("soak: {:>5.0}s the server did not answer /metrics", start.elapsed().as_secs_f64());
+            eprintln!(
+                "soak: {:>5.0}s the server did not answer /metrics",
+                start.elapsed().as_secs_f64()
+            );
         }
         samples.push(sample);
     }
@@ -203,10 +215,15 @@ fn sample(addr: SocketAddr, host: &str, pid: Option<u32>, start: Instant) -> Opt
     let get = |name: &str| values.get(name).copied().unwrap_or(0.0);
     let (rss, fds) = match pid {
         Some(pid) => (
-            crate::sysinfo::tree_rss_bytes(pid).map_or(get("process_resident_memory_bytes"), |v| v as f64),
-            fs::read_dir(format!("/proc/{pid}/fd")).map_or(get("process_open_fds"), |d| d.count() as f64),
+            crate::sysinfo::tree_rss_bytes(pid)
+                .map_or(get("process_resident_memory_bytes"), |v| v as f64),
+            fs::read_dir(format!("/proc/{pid}/fd"))
+                .map_or(get("process_open_fds"), |d| d.count() as f64),
         ),
-        None => (get("process_resident_memory_bytes"), get("process_open_fds")),
+        None => (
+            get("process_resident_memory_bytes"),
+            get("process_open_fds"),
+        ),
     };
     Some(Sample {
         t_s: start.elapsed().as_secs_f64(),
@@ -255,7 +272,10 @@ fn judge(
         ("good_duplicated", "events repeated to good subscribers"),
         ("publish_failures", "publishes not answered 200"),
         ("bad_unexpected", "bad requests not refused with a 4xx"),
-        ("churn_failures", "requests that should have been served but were not"),
+        (
+            "churn_failures",
+            "requests that should have been served but were not",
+        ),
     ] {
         if counts[name] > 0 {
             failures.push(format!("{}: {what}", counts[name]));
@@ -265,7 +285,9 @@ fn judge(
         failures.push("the good subscribers received nothing".to_owned());
     }
     if unanswered > 0 {
-        failures.push(format!("{unanswered} samples: the server did not answer /metrics"));
+        failures.push(format!(
+            "{unanswered} samples: the server did not answer /metrics"
+        ));
     }
     if samples.iter().filter(|s| s.t_s >= warmup_s).count() < 3 {
         failures.push("fewer than 3 samples after warm-up: run longer".to_owned());
@@ -283,7 +305,8 @@ fn judge(
 fn write_outputs(settings: &SoakSettings, samples: &[Sample], report: &SoakReport) -> Result<()> {
     let dir = &settings.out_dir;
     let json = serde_json::to_string_pretty(report).unwrap_or_default();
-    fs::write(dir.join("summary.json"), json).map_err(|e| Error::io("cannot write summary.json", e))?;
+    fs::write(dir.join("summary.json"), json)
+        .map_err(|e| Error::io("cannot write summary.json", e))?;
     fs::write(dir.join("summary.md"), summary_markdown(report))
         .map_err(|e| Error::io("cannot write summary.md", e))?;
     if let Err(e) = trend::plot(samples, report.warmup_s, &dir.join("soak.svg")) {
@@ -304,7 +327,9 @@ pub fn summary_markdown(report: &SoakReport) -> String {
         "Soak of {:.0} s ({:.0} s warm-up): {verdict}.\n\n",
         report.duration_s, report.warmup_s
     ));
-    out.push_str("| series | mean after warm-up | slope /min | fitted growth | tolerated | flat |\n");
+    out.push_str(
+        "| series | mean after warm-up | slope /min | fitted growth | tolerated | flat |\n",
+    );
     out.push_str("| --- | ---: | ---: | ---: | ---: | --- |\n");
     for t in &report.trends {
         out.push_str(&format!(
@@ -321,6 +346,9 @@ pub fn summary_markdown(report: &SoakReport) -> String {
     for (name, value) in &report.counts {
         out.push_str(&format!("| {name} | {value} |\n"));
     }
-    out.push_str(&format!("| unanswered_samples | {} |\n", report.unanswered_samples));
+    out.push_str(&format!(
+        "| unanswered_samples | {} |\n",
+        report.unanswered_samples
+    ));
     out
 }

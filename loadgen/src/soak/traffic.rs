@@ -253,7 +253,10 @@ pub fn busy_publisher(shared: Shared, topics: Vec<String>, rate: f64, payload: u
         let mut data = seqs[index].to_string().into_bytes();
         data.resize(payload.max(data.len()), b' ');
         if publish(&shared, &mut conn, &topics[index], &data) {
-            shared.counters.busy_published.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .busy_published
+                .fetch_add(1, Ordering::Relaxed);
             seqs[index] += 1;
         } else {
             shared
@@ -301,7 +304,7 @@ const BAD_REQUESTS: &[&[u8]] = &[
     b"GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"DELETE /events HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"POST /events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999\r\n\r\n",
-    b"GET /events?topic=%ZZ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /events?topic=a%0Ab HTTP/1.1\r\nHost: localhost\r\n\r\n",
 ];
 
 /// Connects and disconnects as fast as `per_second` allows: a short-lived subscription, a
@@ -320,7 +323,9 @@ pub fn churn(shared: Shared, per_second: f64, seed: u64) {
             continue;
         }
         done += 1;
-        cycle = cycle.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        cycle = cycle
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let Some(mut socket) = shared.connect() else {
             shared
                 .counters

@@ -169,7 +169,10 @@ pub fn plot(samples: &[Sample], warmup_s: f64, path: &Path) -> Result<(), String
             )))
             .map_err(|e| e.to_string())?;
         chart
-            .draw_series(LineSeries::new(values, RGBColor(31, 119, 180).stroke_width(2)))
+            .draw_series(LineSeries::new(
+                values,
+                RGBColor(31, 119, 180).stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())
