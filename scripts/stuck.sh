@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# What stuck subscribers cost: N subscribers that never read while big events are published,
+# beside 1,000 subscribers that read (their latency measured by sse-loadgen fanout), once with
+# the kernel's send-buffer autotuning (--send-buffer 0, the old behaviour) and once with the
+# default --send-buffer. Reports the server's RSS, the kernel's TCP memory, slow-consumer
+# disconnects and the readers' p50/p99, in bench-results/<date>-<host>-stuck/.
+#
+#   ./scripts/stuck.sh [--stuck N] [--no-build]
+#
+# Options:
+#   --stuck N        stuck subscribers (default 15000)
+#   --port N         port on 127.0.0.1 (default 18095)
+#   --out DIR        result folder (default bench-results/<date>-<host>-stuck)
+#   --no-build       use the binaries already built
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "$ROOT/scripts/lib/peers.sh"
+
+command_line="./scripts/stuck.sh $(quote_command "$@")"
+stuck=15000
+port=18095
+out=""
+build=1
+while (($#)); do
+  case "$1" in
+    --stuck) stuck="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$stuck" =~ ^[0-9]+$ ]] || die "--stuck takes a whole number"
+record_source
+raise_nofile
+((build)) && build_workspace
+bin="$(target_dir)/release"
+out="${out:-$(result_dir -stuck)}"
+mkdir -p "$out"
+results="$out/results.tsv"
+printf 'send_buffer\tstuck\tserver_rss_before\tserver_rss_after\ttcp_mem_before\ttcp_mem_after\tslow_disconnects\treader_p50_ms\treader_p99_ms\treader_lost\n' >"$results"
+
+# Holds STUCK subscribers that never read until killed (python3: one process, no reads).
+hold_stuck() {
+  python3 - "$port" "$1" <<'PY' &
+import socket, sys, time, resource
+port, count = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+for n in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"GET /events?topic=big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    held.append(s)
+print("holding", len(held), flush=True)
+time.sleep(3600)
+PY
+  STUCK_PID=$!
+}
+
+tcp_mem() { awk '/^TCP:/ { for (i = 1; i <= NF; i++) if ($i == "mem") print $(i + 1) * 4096 }' /proc/net/sockstat; }
+rss() { awk '/VmRSS/ { print $2 * 1024 }' "/proc/$1/status"; }
+
+for send_buffer in 0 64KiB; do
+  log "--send-buffer $send_buffer: $stuck stuck subscribers"
+  (
+    ulimit -n "$(ulimit -Hn)"
+    exec "$bin/sse-server" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0 --send-buffer "$send_buffer"
+  ) >"$out/server-$send_buffer.log" 2>&1 &
+  server_pid=$!
+  wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "sse-server did not start"
+  hold_stuck "$stuck"
+  for _ in $(seq 1 120); do
+    [[ "$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^sse_subscribers / {print $2}')" -ge "$stuck" ]] && break
+    sleep 1
+  done
+  rss_before="$(rss "$server_pid")"
+  mem_before="$(tcp_mem)"
+  # 1,000 readers while 60 events of 50 KB are published to the topic the stuck ones hold.
+  "$bin/sse-loadgen" fanout --url "http://127.0.0.1:$port/events?topic=big" --connections 1000 \
+    --events 60 --rate 20 --payload 50000 --drain-timeout 20s --server-pid "$server_pid" \
+    --json "$out/readers-$send_buffer.jsonl" --quiet >"$out/readers-$send_buffer.txt" 2>&1 || true
+  rss_after="$(rss "$server_pid")"
+  mem_after="$(tcp_mem)"
+  slow="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^sse_slow_consumer_disconnects_total / {print $2}')"
+  p50=n/a p99=n/a lost=n/a
+  if [[ -s "$out/readers-$send_buffer.jsonl" ]]; then
+    read -r p50 p99 lost < <(jq -r '[(.latency_p50_us / 1000 | floor), (.latency_p99_us / 1000 | floor), .lost] | @tsv' \
+      "$out/readers-$send_buffer.jsonl" | tail -1) || true
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$send_buffer" "$stuck" "$rss_before" "$rss_after" \
+    "$mem_before" "$mem_after" "$slow" "$p50" "$p99" "$lost" >>"$results"
+  kill "$STUCK_PID" 2>/dev/null || true
+  wait "$STUCK_PID" 2>/dev/null || true
+  stop_tree "$server_pid"
+  wait_port_free "$port" 30 || true
+done
+
+{
+  echo "# Stuck subscribers, $(date -u +%Y-%m-%d)"
+  echo
+  echo "Written by \`scripts/stuck.sh\`; nothing here is typed by hand."
+  echo
+  echo '```sh'
+  echo "$command_line"
+  echo '```'
+  echo
+  echo "$stuck subscribers that never read hold topic \`big\` while 1,000 readers (sse-loadgen fanout)"
+  echo "receive 60 events of 50 KB at 20/s on it. Memory is read before and after the publishing."
+  echo
+  echo "| --send-buffer | stuck | server RSS before | after | kernel TCP memory before | after | slow-consumer disconnects | readers p50 (ms) | p99 (ms) | readers lost |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  tail -n +2 "$results" | awk -F'\t' '{ printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n", ($1 == "0" ? "0 (autotuning)" : $1), $2, $3/1048576, $4/1048576, $5/1048576, $6/1048576, $7, $8, $9, $10 }'
+  echo
+  echo "## Machine"
+  echo
+} >"$out/README.md"
+write_environment "$out/README.md"
+log "results: ${out#"$ROOT"/}"
