@@ -18,7 +18,9 @@
 #   --topic-ttl DUR  the server's --topic-ttl (default 20s; the warm-up is 4x it, at least
 #                    60 s or half the soak, whichever is shorter)
 #   --out DIR        result folder (default bench-results/<date>-<host>-soak)
+#   --suffix S       result folder suffix (default -soak)
 #   --no-build       use the binaries already built
+#   -- ARGS...       passed to `sse-loadgen soak` as they are (e.g. --fresh-rate 10000)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$ROOT/scripts/lib/peers.sh"
@@ -28,9 +30,13 @@ minutes=10
 port=18090
 ttl=20s
 out=""
+suffix=-soak
 build=1
+extra=()
 while (($#)); do
   case "$1" in
+    --) shift; extra=("$@"); break ;;
+    --suffix) suffix="$2"; shift 2 ;;
     --minutes) minutes="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --topic-ttl) ttl="$2"; shift 2 ;;
@@ -53,7 +59,7 @@ raise_nofile
 bin="$(target_dir)/release"
 [[ -x "$bin/sse-server" && -x "$bin/sse-loadgen" ]] || die "release binaries missing (run without --no-build)"
 
-out="${out:-$(result_dir -soak)}"
+out="${out:-$(result_dir "$suffix")}"
 mkdir -p "$out"
 server_args=(--listen "127.0.0.1:$port" --threads 2 --demo-interval 0 --topic-ttl "$ttl"
   --max-topics 50000 --heartbeat 5s)
@@ -68,7 +74,7 @@ trap 'exit 130' INT TERM
 wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "sse-server did not start (see $out/server.log)"
 
 soak_args=(soak --base-url "http://127.0.0.1:$port" --duration "${minutes}m" --warmup "${warmup_s}s"
-  --server-pid "$server_pid" --out-dir "$out")
+  --server-pid "$server_pid" --out-dir "$out" "${extra[@]}")
 log "sse-loadgen $(quote_command "${soak_args[@]}")"
 status=0
 "$bin/sse-loadgen" "${soak_args[@]}" 2>"$out/soak.log" || status=$?

@@ -287,9 +287,12 @@ pub struct SoakArgs {
     /// Bytes of each busy event's data.
     #[arg(long, default_value = "1KiB", value_parser = parse_size)]
     pub busy_payload: u64,
-    /// New topics published to per second, all along.
+    /// New topics published to per second, all along (in all).
     #[arg(long, default_value_t = 100.0)]
     pub fresh_rate: f64,
+    /// Threads publishing to new topics (for rates one connection cannot reach).
+    #[arg(long, default_value_t = 1)]
+    pub fresh_threads: usize,
     /// Threads that connect and disconnect.
     #[arg(long, default_value_t = 2)]
     pub churn_threads: usize,
@@ -419,6 +422,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 busy_rate: a.busy_rate,
                 busy_payload: a.busy_payload as usize,
                 fresh_rate: a.fresh_rate,
+                fresh_threads: a.fresh_threads,
                 churn_threads: a.churn_threads,
                 churn_rate: a.churn_rate,
                 stuck: a.stuck as usize,

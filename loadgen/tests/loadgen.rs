@@ -901,6 +901,7 @@ fn soak_against_a_real_server_passes() {
         busy_rate: 100.0,
         busy_payload: 256,
         fresh_rate: 50.0,
+        fresh_threads: 2,
         churn_threads: 1,
         churn_rate: 50.0,
         stuck: 10,

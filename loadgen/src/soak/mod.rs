@@ -51,8 +51,10 @@ pub struct SoakSettings {
     pub busy_rate: f64,
     /// Bytes of each busy event's data.
     pub busy_payload: usize,
-    /// New topics published to per second.
+    /// New topics published to per second, in all.
     pub fresh_rate: f64,
+    /// Threads publishing to new topics.
+    pub fresh_threads: usize,
     /// Churn threads, and connect/disconnect cycles per second for each.
     pub churn_threads: usize,
     /// Cycles per second per churn thread.
@@ -123,11 +125,14 @@ pub fn run_soak(settings: &SoakSettings) -> Result<SoakReport> {
         "busy-publisher",
         Box::new(move || traffic::busy_publisher(s, topics, rate, payload)),
     )?);
-    let (s, rate) = (shared.clone(), settings.fresh_rate);
-    threads.push(spawn(
-        "fresh-publisher",
-        Box::new(move || traffic::fresh_publisher(s, rate)),
-    )?);
+    let fresh_threads = settings.fresh_threads.max(1) as u64;
+    for index in 0..fresh_threads {
+        let (s, rate) = (shared.clone(), settings.fresh_rate / fresh_threads as f64);
+        threads.push(spawn(
+            "fresh-publisher",
+            Box::new(move || traffic::fresh_publisher(s, rate, index, fresh_threads)),
+        )?);
+    }
     for n in 0..settings.churn_threads {
         let (s, rate) = (shared.clone(), settings.churn_rate);
         threads.push(spawn(

@@ -268,8 +268,9 @@ pub fn busy_publisher(shared: Shared, topics: Vec<String>, rate: f64, payload: u
     }
 }
 
-/// Publishes once to a new topic `fresh-N` at `rate` topics/s, all along.
-pub fn fresh_publisher(shared: Shared, rate: f64) {
+/// Publishes once to a new topic `fresh-N` at `rate` topics/s, all along; thread `index` of
+/// `threads` takes every `threads`-th N.
+pub fn fresh_publisher(shared: Shared, rate: f64, index: u64, threads: u64) {
     let mut conn = None;
     let start = Instant::now();
     let mut n = 0u64;
@@ -279,12 +280,13 @@ pub fn fresh_publisher(shared: Shared, rate: f64) {
             thread::sleep(wait.min(IO_TIMEOUT));
             continue;
         }
-        if publish(&shared, &mut conn, &format!("fresh-{n}"), b"hello") {
+        let topic = n * threads + index;
+        if publish(&shared, &mut conn, &format!("fresh-{topic}"), b"hello") {
             shared
                 .counters
                 .fresh_published
                 .fetch_add(1, Ordering::Relaxed);
-            shared.newest_fresh.store(n, Ordering::Relaxed);
+            shared.newest_fresh.fetch_max(topic, Ordering::Relaxed);
         } else {
             shared
                 .counters
