@@ -116,6 +116,19 @@ impl Shared {
     }
 }
 
+/// Paces a loop at `rate` turns per second from `start`: true when turn `n` is due, else sleeps
+/// towards it (at most [`IO_TIMEOUT`], so the caller checks the stop flag) and returns false.
+fn wait_turn(start: Instant, n: u64, rate: f64) -> bool {
+    let due = start + Duration::from_secs_f64(n as f64 / rate);
+    match due.checked_duration_since(Instant::now()) {
+        Some(wait) => {
+            thread::sleep(wait.min(IO_TIMEOUT));
+            false
+        }
+        None => true,
+    }
+}
+
 /// Reads a response head; returns its status and the bytes after it.
 fn read_head(socket: &mut TcpStream, until: Instant) -> Option<(u16, Vec<u8>)> {
     let mut buffer = Vec::new();
@@ -244,9 +257,7 @@ pub fn busy_publisher(shared: Shared, topics: Vec<String>, rate: f64, payload: u
     let start = Instant::now();
     let mut sent = 0u64;
     while !shared.stopped() {
-        let due = start + Duration::from_secs_f64(sent as f64 / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait.min(IO_TIMEOUT));
+        if !wait_turn(start, sent, rate) {
             continue;
         }
         let index = (sent as usize) % topics.len();
@@ -275,9 +286,7 @@ pub fn fresh_publisher(shared: Shared, rate: f64, index: u64, threads: u64) {
     let start = Instant::now();
     let mut n = 0u64;
     while !shared.stopped() {
-        let due = start + Duration::from_secs_f64(n as f64 / rate);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait.min(IO_TIMEOUT));
+        if !wait_turn(start, n, rate) {
             continue;
         }
         let topic = n * threads + index;
@@ -319,9 +328,7 @@ pub fn churn(shared: Shared, per_second: f64, seed: u64) {
     oversized.resize(oversized.len() + 10_000, b'a');
     oversized.extend_from_slice(b"\r\n\r\n");
     while !shared.stopped() {
-        let due = start + Duration::from_secs_f64(done as f64 / per_second);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            thread::sleep(wait.min(IO_TIMEOUT));
+        if !wait_turn(start, done, per_second) {
             continue;
         }
         done += 1;
