@@ -10,6 +10,8 @@
 //!   restart.
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
+//! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
+//!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
@@ -17,6 +19,8 @@ mod util;
 
 #[path = "server/access.rs"]
 mod access;
+#[path = "server/framing.rs"]
+mod framing;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]
