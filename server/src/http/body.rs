@@ -79,7 +79,7 @@ impl BodyReader {
     /// the limit is refused here, before any of the body is read.
     pub fn new(framing: BodyFraming, limit: u64) -> Result<BodyReader, HttpError> {
         let state = match framing {
-            BodyFraming::None => State::Done,
+            BodyFraming::None | BodyFraming::Length(0) => State::Done,
             BodyFraming::Length(length) if length > limit => return Err(TOO_LARGE),
             BodyFraming::Length(length) => State::Length(length),
             BodyFraming::Chunked => State::ChunkSize { size: 0, digits: 0 },
@@ -391,9 +391,11 @@ mod tests {
         assert_eq!(over.feed(b"21").unwrap_err().status, 413);
     }
 
-    /// A Content-Length body takes exactly its length.
+    /// A Content-Length body takes exactly its length; a length of zero is done before any
+    /// byte (it would otherwise wait for a byte that never comes).
     #[test]
     fn reads_content_length() {
+        assert!(BodyReader::new(BodyFraming::Length(0), 64).unwrap().is_done());
         for step in 1..10 {
             let (body, left) = decode(BodyFraming::Length(5), b"helloGET", step).unwrap();
             assert_eq!(body, b"hello");
