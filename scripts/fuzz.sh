@@ -84,6 +84,12 @@ for target in $targets; do
     status=0
     nice -n 19 "$bin_dir/$target" "${args[@]}" "work/$target" "corpus/$target" >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - start))
+    if ((record)); then
+        # Keep the log small enough to commit: drop the line libFuzzer prints for each new or
+        # reduced corpus entry; keep its start, pulses, crash reports and final stats.
+        grep -vE $'^#[0-9]+\t(NEW|REDUCE) |^\tNEW_FUNC' "$log" >"$log.kept" || true
+        mv "$log.kept" "$log"
+    fi
     executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     per_second=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
@@ -129,7 +135,8 @@ if ((record)); then
         echo "|---|---:|---:|---:|---:|---:|---:|"
         printf '%s' "$rows"
         echo
-        echo "Each target's full libFuzzer output is in \`<target>.log\` beside this file."
+        echo "Each target's libFuzzer output is in \`<target>.log\` beside this file, without the" \
+            "one line per new or reduced corpus entry."
     } >"$out/README.md"
     echo "fuzz.sh: wrote $out/README.md" >&2
 else

@@ -17,7 +17,7 @@ use sse_server::http::{form, json};
 
 fuzz_target!(|data: &[u8]| {
     let input = Input::split(data);
-    if input.choice(0) % 2 == 0 {
+    if input.choice(0) & 1 == 0 {
         check_form(input.payload);
     } else {
         check_json(input.payload);
