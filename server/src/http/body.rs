@@ -395,7 +395,11 @@ mod tests {
     /// byte (it would otherwise wait for a byte that never comes).
     #[test]
     fn reads_content_length() {
-        assert!(BodyReader::new(BodyFraming::Length(0), 64).unwrap().is_done());
+        assert!(
+            BodyReader::new(BodyFraming::Length(0), 64)
+                .unwrap()
+                .is_done()
+        );
         for step in 1..10 {
             let (body, left) = decode(BodyFraming::Length(5), b"helloGET", step).unwrap();
             assert_eq!(body, b"hello");
