@@ -76,6 +76,7 @@ for target in $targets; do
     ((fresh)) && rm -rf "work/$target"
     mkdir -p "work/$target" "artifacts/$target"
     before=$(find "artifacts/$target" -type f | wc -l)
+    inherited=$(find "work/$target" -type f | wc -l)
     log="$logs/$target.log"
     args=(-max_total_time="$seconds" -max_len="$(max_len "$target")" -timeout=10
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$target/")
@@ -104,7 +105,7 @@ for target in $targets; do
     fi
     printf '%-16s %12s %9s %8s %7s %8s\n' >&2 "$target" "${executions:-?}" "${per_second:-?}" \
         "${corpus:-?}" "${cov:-?}" "$crashes"
-    rows+="| \`$target\` | ${executions:-?} | ${per_second:-?} | $elapsed | ${corpus:-?} | ${cov:-?} | $crashes |"$'\n'
+    rows+="| \`$target\` | ${executions:-?} | ${per_second:-?} | $elapsed | $inherited | ${corpus:-?} | ${cov:-?} | $crashes |"$'\n'
 done
 
 if ((record)); then
@@ -129,10 +130,10 @@ if ((record)); then
             "Linux $(uname -r); shared with other builds (load average at the end:" \
             "$(cut -d' ' -f1-3 /proc/loadavg))"
         echo "- Limits per target: \`-runs=${runs}\` (0: none), \`-max_total_time=$seconds\`," \
-            "\`-timeout=10\`, \`-rss_limit_mb=2048\`; seeds from \`fuzz/corpus/<target>/\`$( ((fresh)) && echo " only (\`--fresh\`)")"
+            "\`-timeout=10\`, \`-rss_limit_mb=2048\`; seeds from \`fuzz/corpus/<target>/\`$( ((fresh)) && echo " only (\`--fresh\`)" || echo " plus what earlier runs left in \`fuzz/work/<target>/\` (\"corpus at start\")")"
         echo
-        echo "| target | executions | exec/s | seconds | corpus (files) | coverage (edges) | crashes |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| target | executions | exec/s | seconds | corpus at start | corpus at end | coverage (edges) | crashes |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         printf '%s' "$rows"
         echo
         echo "Each target's libFuzzer output is in \`<target>.log\` beside this file, without the" \
