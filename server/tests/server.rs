@@ -10,6 +10,8 @@
 //!   restart.
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
+//! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
+//!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
@@ -23,6 +25,8 @@ mod util;
 mod access;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
+#[path = "server/framing.rs"]
+mod framing;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

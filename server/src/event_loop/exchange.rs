@@ -15,7 +15,7 @@ use crate::connection::State;
 use crate::event::EventId;
 use crate::feed::Ticket;
 use crate::http::HttpError;
-use crate::http::body::BodyReader;
+use crate::http::body::{BodyReader, SUBSCRIBE_BODY_LIMIT};
 use crate::http::request::{BodyFraming, Method, RequestHead, parse_head};
 use crate::http::response::Response;
 use crate::metrics::LoopCounters;
@@ -24,8 +24,6 @@ use crate::routes::{Action, BodyUse, PendingBody, Router, error_response};
 
 /// Past this much unwritten response output, pipelined requests wait.
 const MAX_PIPELINED_OUTPUT: usize = 64 * 1024;
-/// Largest `POST /events` body: 16 topics of 128 bytes, percent-encoded, fit with room to spare.
-pub const MAX_SUBSCRIBE_BODY: u64 = 8 * 1024;
 
 /// A request/response exchange in progress.
 pub struct Exchange {
@@ -273,7 +271,7 @@ impl Exchange {
                 // A subscription says a few topics; only a publish may carry a large body.
                 let limit = match pending.body_use {
                     BodyUse::Publish => cx.router.config.max_body,
-                    BodyUse::Subscribe => MAX_SUBSCRIBE_BODY.min(cx.router.config.max_body),
+                    BodyUse::Subscribe => SUBSCRIBE_BODY_LIMIT.min(cx.router.config.max_body),
                 };
                 let reader = match BodyReader::new(head.body, limit) {
                     Ok(reader) => reader,

@@ -57,7 +57,13 @@ struct JsonParser<'a> {
 
 impl JsonParser<'_> {
     fn skip_space(&mut self) {
-        while self.chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+        // JSON whitespace is these four (RFC 8259 section 2); `is_ascii_whitespace` would also
+        // take form feed.
+        while self
+            .chars
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+        {
             self.chars.next();
         }
     }
@@ -91,16 +97,45 @@ impl JsonParser<'_> {
                     'n' => out.push('\n'),
                     'r' => out.push('\r'),
                     't' => out.push('\t'),
-                    'u' => {
-                        let code: String = (0..4).filter_map(|_| self.chars.next()).collect();
-                        out.push(char::from_u32(u32::from_str_radix(&code, 16).ok()?)?);
-                    }
+                    'u' => out.push(self.escaped_char()?),
                     _ => return None,
                 },
                 c if (c as u32) < 0x20 => return None,
                 c => out.push(c),
             }
         }
+    }
+}
+
+impl JsonParser<'_> {
+    /// The character of a `\uXXXX` escape whose `\u` has been read. A UTF-16 surrogate pair
+    /// is two escapes (`"\ud83d\ude00"` is one emoji, as `JSON.stringify` and Python's
+    /// `json.dumps` write it); a lone surrogate is no character and is refused.
+    fn escaped_char(&mut self) -> Option<char> {
+        let unit = self.hex4()?;
+        if (0xdc00..0xe000).contains(&unit) {
+            return None;
+        }
+        if !(0xd800..0xdc00).contains(&unit) {
+            return char::from_u32(unit);
+        }
+        if self.chars.next()? != '\\' || self.chars.next()? != 'u' {
+            return None;
+        }
+        let low = self.hex4()?;
+        if !(0xdc00..0xe000).contains(&low) {
+            return None;
+        }
+        char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))
+    }
+
+    /// Exactly four hex digits (no sign, which `u32::from_str_radix` would take).
+    fn hex4(&mut self) -> Option<u32> {
+        let mut value = 0;
+        for _ in 0..4 {
+            value = value * 16 + self.chars.next()?.to_digit(16)?;
+        }
+        Some(value)
     }
 }
 
@@ -127,8 +162,23 @@ mod tests {
             ]
         );
         assert!(fields(b"{}").unwrap().is_empty());
+        // A UTF-16 surrogate pair, as Python's `json.dumps` escapes anything outside the BMP.
+        let emoji = fields(br#"{"topic": "\ud83d\ude00\u00e9"}"#).unwrap();
+        assert_eq!(emoji, [("topic".to_owned(), "\u{1f600}\u{e9}".to_owned())]);
+        let spaced = fields(b" \t\r\n{ \"a\" :\n\"b\" }\r\n").unwrap();
+        assert_eq!(spaced, [("a".to_owned(), "b".to_owned())]);
         for bad in [
-            &b"[]"[..],
+            // Regression tests for what the subscribe_body fuzz target found: form feed is not
+            // JSON whitespace, and `\u` takes exactly four hex digits, no sign.
+            &b"\x0c{}"[..],
+            b"{\x0c}",
+            br#"{"a": "\u+0fc"}"#,
+            br#"{"a": "\u00f"}"#,
+            br#"{"a": "\ud83d"}"#,
+            br#"{"a": "\ude00"}"#,
+            br#"{"a": "\ud83d\u0041"}"#,
+            br#"{"a": "\ud83dx"}"#,
+            b"[]",
             b"{\"a\": 1}",
             b"{\"a\": \"b\"",
             b"{\"a\": \"b\"} x",

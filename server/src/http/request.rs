@@ -1,6 +1,19 @@
 //! Request heads: parsed with `httparse` into a fixed array of headers, bounded in size, and
 //! checked for the framing rules of RFC 9112 (one `Content-Length`, never beside
 //! `Transfer-Encoding`, only `chunked` as a transfer coding).
+//!
+//! The rules are strict wherever two HTTP implementations could disagree about where a request
+//! ends (request smuggling through a proxy in front of the server):
+//! - lines end in CRLF only; a bare LF, which RFC 9112 section 2.2 lets a recipient accept, is
+//!   refused with `400`, because a proxy that does not split lines at it would see other headers
+//!   than we do;
+//! - obs-fold (a header line starting with SP or HTAB) is refused with `400` (section 5.2), as is
+//!   whitespace between a header name and its colon (section 5.1);
+//! - header values are trimmed of SP and HTAB only (RFC 9110 section 5.5), never of other
+//!   whitespace: `chunked\u{a0}` is an unknown coding, not `chunked`;
+//! - `Content-Length` appears at most once, as digits only; beside `Transfer-Encoding` it is `400`;
+//! - `Transfer-Encoding` must end in a single `chunked` (`400` otherwise, section 6.3); another
+//!   coding before it is `501` (section 6.1), and in an HTTP/1.0 request it is `400`.
 
 use super::HttpError;
 
@@ -123,30 +136,35 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
         access_control_request_headers: None,
         forwarded: false,
     };
+    if let Some(error) = bare_lf(&buf[..len]) {
+        return Err(error);
+    }
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
+    // The transfer codings of every `Transfer-Encoding` line, in order (RFC 9110 section 5.3:
+    // several lines are one comma-separated list).
+    let mut codings: Vec<&str> = Vec::new();
     for header in request.headers.iter() {
         let name = header.name;
         let value = std::str::from_utf8(header.value)
-            .map_err(|_| HttpError::bad_request("header value is not valid UTF-8"))?
-            .trim();
+            .map_err(|_| HttpError::bad_request("header value is not valid UTF-8"))
+            .map(trim_ows)?;
         if name.eq_ignore_ascii_case("content-length") {
-            let length = parse_content_length(value)?;
-            if content_length.is_some_and(|l| l != length) {
-                return Err(HttpError::bad_request("conflicting Content-Length headers"));
-            }
-            content_length = Some(length);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only `chunked` alone is supported; a coding list ending elsewhere cannot be framed.
-            if transfer_encoding || !value.eq_ignore_ascii_case("chunked") {
-                return Err(HttpError::new(
-                    501,
-                    "only Transfer-Encoding: chunked is supported",
+            // Even an equal second value is refused: only a broken or hostile sender repeats
+            // the header, and a proxy in front may have kept the other one.
+            if content_length.is_some() {
+                return Err(HttpError::bad_request(
+                    "more than one Content-Length header",
                 ));
+            }
+            content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            for coding in value.split(',').map(trim_ows).filter(|c| !c.is_empty()) {
+                codings.push(coding);
             }
             transfer_encoding = true;
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(',').map(str::trim) {
+            for option in value.split(',').map(trim_ows) {
                 if option.eq_ignore_ascii_case("close") {
                     head.keep_alive = false;
                 } else if option.eq_ignore_ascii_case("keep-alive") && minor_version == 0 {
@@ -162,7 +180,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
             }
             head.expect_continue = minor_version == 1;
         } else if name.eq_ignore_ascii_case("content-type") {
-            let media = value.split(';').next().unwrap_or_default().trim();
+            let media = trim_ows(value.split(';').next().unwrap_or_default());
             head.content_type = Some(media.to_ascii_lowercase());
         } else if name.eq_ignore_ascii_case("authorization") {
             head.authorization = Some(value.to_owned());
@@ -207,13 +225,57 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
         (None, true) => {
             if minor_version == 0 {
                 return Err(HttpError::bad_request(
-                    "chunked body in an HTTP/1.0 request",
+                    "Transfer-Encoding in an HTTP/1.0 request",
                 ));
             }
+            check_codings(&codings)?;
             BodyFraming::Chunked
         }
     };
     Ok(Some((head, len)))
+}
+
+/// A body is framed by `Transfer-Encoding` only if its last coding is `chunked`, applied once
+/// (RFC 9112 sections 6.3 and 7); the server decodes no other coding (`501`, section 6.1).
+fn check_codings(codings: &[&str]) -> Result<(), HttpError> {
+    let is_chunked = |coding: &&str| coding.eq_ignore_ascii_case("chunked");
+    match codings.split_last() {
+        Some((last, before)) if is_chunked(last) => {
+            if before.iter().any(is_chunked) {
+                Err(HttpError::bad_request("chunked applied more than once"))
+            } else if before.is_empty() {
+                Ok(())
+            } else {
+                Err(HttpError::new(
+                    501,
+                    "only Transfer-Encoding: chunked is supported",
+                ))
+            }
+        }
+        _ => Err(HttpError::bad_request(
+            "Transfer-Encoding does not end in chunked",
+        )),
+    }
+}
+
+/// Optional whitespace around a field value is SP and HTAB only (RFC 9110 section 5.6.3); no
+/// other character, Unicode whitespace included, may be dropped from what the client sent.
+fn trim_ows(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
+}
+
+/// `400` if a line of the head ends in LF without CR before it.
+fn bare_lf(head: &[u8]) -> Option<HttpError> {
+    let mut previous = 0u8;
+    for &byte in head {
+        if byte == b'\n' && previous != b'\r' {
+            return Some(HttpError::bad_request(
+                "line ending without CR in request head",
+            ));
+        }
+        previous = byte;
+    }
+    None
 }
 
 /// `Content-Length` is one or more ASCII digits (RFC 9110 section 8.6); anything else is 400.
@@ -264,10 +326,90 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             400,
         ),
+        // Smuggling shapes (issue 10, defect 7): each is a request two parsers could frame
+        // differently.
         (
-            "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\u{a0}\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\u{a0}\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \u{3000}chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
+            400,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,
         ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+            501,
+        ),
+        (
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            400,
+        ),
+        // obs-fold, whitespace before the colon, and a head starting with whitespace.
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+            400,
+        ),
+        ("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc\r\n\r\n", 400),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+            400,
+        ),
+        ("GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+        // Lines end in CRLF: bare LF anywhere in the head, and bare CR.
+        ("GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\n\n", 400),
+        ("GET / HTTP/1.1\nHost: a\n\n", 400),
+        ("GET / HTTP/1.1\rHost: a\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         ("G\0T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
@@ -334,6 +476,22 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(head.body, BodyFraming::Chunked);
+        let (head, _) = parse(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \t Chunked \t\r\nContent-Type:\ttext/plain \r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.body, BodyFraming::Chunked);
+        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
+        let (head, _) = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked,\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.body, BodyFraming::Chunked);
+        let (head, _) =
+            parse("GET / HTTP/1.1\r\nHost: a\r\nLast-Event-ID: \u{a0}7\u{2003}\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(head.last_event_id.as_deref(), Some("\u{a0}7\u{2003}"));
         let (head, _) = parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
             .unwrap()
             .unwrap();
