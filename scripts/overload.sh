@@ -8,8 +8,9 @@
 #   ./scripts/overload.sh [--bin LABEL=PATH ...] [--connections N] [--phase DUR]
 #
 # Options:
-#   --bin LABEL=PATH   an sse-server binary to measure (repeatable; default: this tree's
-#                      release build, labelled "ours")
+#   --bin "LABEL=PATH [ARGS]"
+#                      an sse-server binary to measure, with extra server arguments
+#                      (repeatable; default: this tree's release build, labelled "ours")
 #   --connections N    subscribers (default 15k)
 #   --phase DUR        length of each rate-search phase (default 5s)
 #   --port N           port on 127.0.0.1 (default 18097)
@@ -46,19 +47,22 @@ out="${out:-$(result_dir -overload)}"
 mkdir -p "$out"
 json="$out/results.jsonl"
 for entry in "${bins[@]}"; do
-  label="${entry%%=*}" bin="${entry#*=}"
+  label="${entry%%=*}"
+  read -r -a words <<<"${entry#*=}"
+  bin="${words[0]}"
+  server_extra=("${words[@]:1}")
   [[ -x "$bin" ]] || die "$bin is not an executable"
   log "$label: $bin"
   (
     ulimit -n "$(ulimit -Hn)"
-    exec "$bin" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0
+    exec "$bin" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0 "${server_extra[@]}"
   ) >"$out/$label.server.log" 2>&1 &
   server_pid=$!
   wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "$label did not start"
   args=(fanout --url "http://127.0.0.1:$port/events?topic=bench" --connections "$connections"
     --events 50 --rate 5 --payload 64 --rate-search --search-phase "$phase" --connect-rate 20k
     --source-ips 127.0.0.1-127.0.0.4 --label "$label" --server-pid "$server_pid" --json "$json" --quiet)
-  echo "sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
+  echo "$label: sse-server $(quote_command "${server_extra[@]}"); sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
   "$(target_dir)/release/sse-loadgen" "${args[@]}" >"$out/$label.loadgen.log" 2>&1 || warn "$label: the loadgen failed (see $label.loadgen.log)"
   stop_tree "$server_pid"
   wait_port_free "$port" 30 || true
