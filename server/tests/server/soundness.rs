@@ -352,3 +352,98 @@ fn out_of_descriptors_every_client_gets_an_answer() {
     let warnings = log.matches("out of file descriptors").count();
     assert!((1..=3).contains(&warnings), "{warnings} warnings:\n{log}");
 }
+
+/// The abuse battery at once: 2,000 slowloris connections (heads and bodies trickled a byte at
+/// a time), oversized and malformed heads, smuggling shapes, a flood of publishes to new
+/// topics and connections past the limit, while one good subscriber receives every event in
+/// order. The slow ones get `408` at `--header-timeout`; nothing the good subscriber is owed
+/// is lost.
+#[test]
+fn a_good_subscriber_is_served_through_the_abuse_battery() {
+    let server = TestServer::start(sse_server::Config {
+        header_timeout: Duration::from_secs(2),
+        max_connections: Some(3000),
+        max_topics: 1_000_000,
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut good = SseStream::subscribe(addr, &["good"]);
+    good.read_preamble(deadline());
+
+    // 2,000 slowloris clients: half trickle a head, half a body, one byte per round.
+    let mut slow: Vec<TcpStream> = Vec::new();
+    for n in 0..2000 {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        let start: &[u8] = if n % 2 == 0 {
+            b"GET /events?topic=slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+        } else {
+            b"POST /publish?topic=slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n"
+        };
+        socket.write_all(start).unwrap();
+        slow.push(socket);
+    }
+    let abuse = thread::spawn(move || {
+        let shapes: [&[u8]; 6] = [
+            b"GARBAGE\r\n\r\n",
+            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"GET /events HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n",
+            b"GET /events HTTP/1.1\nHost: localhost\n\n",
+        ];
+        let mut refused = 0;
+        for round in 0..300 {
+            let shape = shapes[round % shapes.len()];
+            let mut conn = Conn::connect(addr);
+            if conn.try_send(shape).is_ok()
+                && (400..500).contains(&conn.read_head(deadline()).status)
+            {
+                refused += 1;
+            }
+            let mut big = b"GET /events HTTP/1.1\r\nHost: localhost\r\nX-Big: ".to_vec();
+            big.resize(big.len() + 9000, b'b');
+            big.extend_from_slice(b"\r\n\r\n");
+            let mut conn = Conn::connect(addr);
+            if conn.try_send(&big).is_ok() && conn.read_head(deadline()).status == 431 {
+                refused += 1;
+            }
+            assert_eq!(publish_status(addr, &format!("flood-{round}")), 200);
+        }
+        refused
+    });
+    let mut publisher = Publisher::new(addr);
+    let mut ids = Vec::new();
+    for n in 0..100 {
+        ids.push(publisher.publish("good", format!("event {n}").as_bytes()));
+        // Keep the slowloris clients trickling, a byte each per round.
+        if n % 10 == 0 {
+            for socket in &mut slow {
+                let _ = socket.write(b"a");
+            }
+        }
+    }
+    let received: Vec<u64> = (0..100).map(|_| good.next_event().id.unwrap()).collect();
+    assert_eq!(
+        received, ids,
+        "the good subscriber got every event, in order"
+    );
+    assert_eq!(
+        abuse.join().expect("abuse thread"),
+        600,
+        "every bad request was refused"
+    );
+    // The slow ones are answered 408 (or closed) once --header-timeout has passed.
+    let mut timed_out = 0;
+    for socket in &mut slow {
+        socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut buffer = [0u8; 64];
+        match socket.read(&mut buffer) {
+            Ok(n) if n == 0 || buffer[..n].starts_with(b"HTTP/1.1 408") => timed_out += 1,
+            // A reset is a close too (the client had sent bytes the server never read).
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => timed_out += 1,
+            other => panic!("a slowloris client got {other:?}"),
+        }
+    }
+    assert_eq!(timed_out, 2000);
+    assert_eq!(util::get(addr, "/healthz").status, 200);
+}
