@@ -21,6 +21,7 @@
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
 //! - [`log`]: rate-limited warnings on stderr.
+//! - [`console`]: the live figures on the reserved topic `$stats`, produced only while watched.
 //! - [`demo`]: the demo page and the time source.
 //! - [`config`] and [`cli`]: settings, and the command line that fills them.
 //! - [`sys`]: fd limit, socket options, signals, /proc figures.
@@ -32,6 +33,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod demo;
 pub mod event;
 pub mod event_loop;

@@ -11,6 +11,7 @@
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `console`: the reserved `$stats` topic, figures produced only while watched.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
@@ -23,6 +24,8 @@ mod util;
 mod access;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
+#[path = "server/console.rs"]
+mod console;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]
