@@ -21,8 +21,8 @@
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
 //! - [`log`]: rate-limited warnings on stderr.
-//! - [`console`]: the live figures on the reserved topic `$stats`, produced only while watched.
-//! - [`demo`]: the demo page and the time source.
+//! - [`console`]: the console page at `/`, and the live figures it shows (topic `$stats`).
+//! - [`demo`]: the time source on topic `time`.
 //! - [`config`] and [`cli`]: settings, and the command line that fills them.
 //! - [`sys`]: fd limit, socket options, signals, /proc figures.
 

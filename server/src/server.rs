@@ -202,8 +202,12 @@ impl Server {
     /// are done.
     pub fn run(self) -> Result<(), ServerError> {
         // Started before the loops accept anything: its memory baseline is the idle server's.
-        let stats = console::StatsSource::start(self.broker.clone(), self.metrics.clone())
-            .map_err(ServerError::Setup)?;
+        let stats = if self.config.console {
+            let source = console::StatsSource::start(self.broker.clone(), self.metrics.clone());
+            Some(source.map_err(ServerError::Setup)?)
+        } else {
+            None
+        };
         let demo = (!self.config.demo_interval.is_zero()).then(|| {
             let broker = self.broker.clone();
             let interval = self.config.demo_interval;

@@ -11,7 +11,8 @@
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
 //! - `access`: publish and subscribe tokens, CORS.
-//! - `console`: the reserved `$stats` topic, figures produced only while watched.
+//! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
+//!   only while watched.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair

@@ -1,4 +1,5 @@
-//! The console's live figures (`stats.rs`), for a page that draws them.
+//! The console at `GET /`: one page of inline HTML, CSS and JS served from the binary
+//! (`page.html`), and the stream of live figures it draws (`stats.rs`).
 //!
 //! The figures travel as ordinary events on the reserved topic [`STATS_TOPIC`], published once
 //! a second through the broker, so the page reads them with the same `GET /events` any client
@@ -12,6 +13,9 @@
 mod stats;
 
 pub use stats::{Sample, StatsSource, render_stats};
+
+/// The console page: no external assets.
+pub const PAGE: &str = include_str!("page.html");
 
 /// The topic the live figures are published on.
 pub const STATS_TOPIC: &str = "$stats";
@@ -44,5 +48,21 @@ mod tests {
             assert_eq!(is_reserved_topic(topic), reserved, "{topic}");
         }
         assert!(is_reserved_topic(STATS_TOPIC));
+    }
+
+    /// The page is small and self-contained: no script, style or image from elsewhere.
+    #[test]
+    fn page_has_no_external_assets() {
+        assert!(PAGE.len() < 24 * 1024, "page is {} bytes", PAGE.len());
+        for needle in [
+            "src=\"http",
+            "href=\"http",
+            "@import",
+            "url(http",
+            "src=\"//",
+        ] {
+            assert!(!PAGE.contains(needle), "page refers to {needle}");
+        }
+        assert!(PAGE.contains(STATS_TOPIC) || PAGE.contains("%24stats"));
     }
 }

@@ -1,14 +1,42 @@
-//! The console's figures: the reserved `$stats` topic no client may publish to, and the live
-//! figures produced on it only while someone subscribes.
+//! The console: its page at `/` (and `--no-console`), the reserved `$stats` topic no client may
+//! publish to, and the live figures produced on it only while someone subscribes.
 
 use std::time::Duration;
 
 use crate::util::{
-    self, SseStream, TestServer, deadline, metric, metrics, post_form, publish, wait_until,
+    self, SseStream, TestServer, deadline, get, metric, metrics, post_form, publish, wait_until,
 };
 
 /// Long enough for the stats source to have published twice had it been running.
 const QUIET: Duration = Duration::from_millis(2500);
+
+/// `GET /` serves the console page (HTML naming its `$stats` topic, no external assets); with
+/// `console: false` (`--no-console`) `/` answers 404, and a `$stats` stream gets no figures.
+#[test]
+fn console_page_and_no_console() {
+    let server = TestServer::with_defaults();
+    let page = get(server.addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|v| v.starts_with("text/html")),
+        "{:?}",
+        page.headers
+    );
+    assert_eq!(page.text(), sse_server::console::PAGE);
+    assert!(page.text().contains("%24stats"), "the page reads $stats");
+
+    let off = TestServer::start(sse_server::Config {
+        console: false,
+        ..util::config()
+    });
+    let page = get(off.addr, "/");
+    assert_eq!(page.status, 404, "{:?}", page.text());
+    assert_eq!(get(off.addr, "/healthz").status, 200);
+    let mut stream = SseStream::subscribe(off.addr, &["$stats"]);
+    stream.read_preamble(deadline());
+    assert!(stream.stays_silent(QUIET), "no figures without the console");
+}
 
 /// Topics starting with `$` are the server's: a publish naming one (alone, among others, in a
 /// form or in the query of a raw body) is refused with `403` and a reason, and reaches nobody.
