@@ -20,8 +20,9 @@ use crate::sys;
 /// How often the figures are published while someone watches.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// How often the source looks whether someone watches (a new console gets figures this fast).
-const POLL: Duration = Duration::from_millis(100);
+/// How often the source looks whether someone watches: a new console gets its first figures
+/// this fast, and an unwatched server pays four wake-ups of one thread a second for it.
+const POLL: Duration = Duration::from_millis(250);
 
 /// The counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
