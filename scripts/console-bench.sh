@@ -8,15 +8,18 @@
 #   - `without console`: nobody subscribes to `$stats`, so the stats source publishes nothing;
 #   - `with console`: one stream of `$stats` is open throughout (`sse-loadgen watch`, reading what
 #     a console tab reads), so the figures are sampled and published once a second.
+# It also reads the CPU time of the server's `console-stats` thread from /proc (schedstat, ns)
+# at the end of each run: what sampling and publishing the figures cost directly.
 # Writes bench-results/<date>-<host>-console/: README.md (commands, machine, the medians of each
-# condition and their ratio), results.jsonl (the fanout reports), watch-*.jsonl (the figures
-# the watcher received) and the server and loadgen logs.
+# condition and their ratio), results.jsonl (the fanout reports), stats-thread.jsonl (that
+# thread's CPU per run), watch-*.jsonl (the figures the watcher received) and the server and
+# loadgen logs.
 #
 # Options:
 #   --connections N      subscribers per run (default 3k)
-#   --events N           events per run (default 600)
-#   --rate R             events per second (default 200)
-#   --rounds N           rounds of (without, with) (default 5)
+#   --events N           events per run (default 400)
+#   --rate R             events per second (default 100)
+#   --rounds N           rounds of (without, with) (default 6)
 #   --port N             port for sse-server on 127.0.0.1 (default 18470)
 #   --out DIR            result folder (default bench-results/<date>-<host>-console, -2... if taken)
 #   --no-build           use the binaries already built
@@ -27,9 +30,9 @@ source "$ROOT/scripts/lib/loadgen.sh"
 
 command_line="./scripts/console-bench.sh $(quote_command "$@")"
 connections=3k
-events=600
-rate=200
-rounds=5
+events=400
+rate=100
+rounds=6
 port=18470
 out=""
 build=1
@@ -71,6 +74,18 @@ trap 'exit 130' INT TERM
 
 metric() { curl -fsS "http://127.0.0.1:$port/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
 
+# Nanoseconds the server's console-stats thread has run on a CPU (first field of its schedstat).
+stats_thread_cpu_ns() {
+  local task
+  for task in /proc/"$SERVER_PID"/task/*; do
+    if [[ "$(cat "$task/comm" 2>/dev/null)" == console-stats ]]; then
+      cut -d' ' -f1 "$task/schedstat"
+      return
+    fi
+  done
+  echo null
+}
+
 fanout_args=(fanout --url "http://127.0.0.1:$port/events?topic=bench" --connections "$connections"
   --events "$events" --rate "$rate" --threads "$BENCH_THREADS" --json results.jsonl --quiet)
 commands=()
@@ -92,6 +107,8 @@ for round in $(seq 1 "$rounds"); do
     (cd "$out" && "$(loadgen_bin)" "${fanout_args[@]}" --label "$condition" --scenario "round $round" \
       --server-pid "$SERVER_PID") >>"$out/loadgen.log" 2>&1 || warn "round $round ($condition): sse-loadgen failed (see loadgen.log)"
     watchers="$(metric sse_stats_watchers)"
+    printf '{"round":%s,"condition":"%s","stats_thread_cpu_ns":%s,"server_uptime_s":%s}\n' "$round" "$condition" \
+      "$(stats_thread_cpu_ns)" "$(ps -o etimes= -p "$SERVER_PID" | tr -d ' ')" >>"$out/stats-thread.jsonl"
     stop_watch
     server_stop
     if [[ -n "$watch_file" ]]; then
@@ -128,7 +145,13 @@ summary="$(jq -s -r '
      | map(fig($off; .[1]) as $a | fig($on; .[1]) as $b
        | "| \(.[0]) | \($a | num) | \($b | num) | \(ratio($a; $b)) |"))
   | join("\n")' "$json")"
-per_run="$(jq -r '"| \(.scenario) | \(.label) | \(.connections_open) | \(.deliveries) | \(.lost) | \(.latency_p50_us) | \(.latency_p99_us) | \(.server_cpu_s_per_million_deliveries // "n/a") |"' "$json")"
+per_run="$(jq -r '"| \(.scenario) | \(.label) | \(.connections_open) | \(.deliveries) | \(.lost) | \(.latency_p50_us) | \(.latency_p99_us) | \(.server_cpu_s_per_million_deliveries // null | if . == null then "n/a" else (. * 1000 | round / 1000) end) |"' "$json")"
+thread="$(jq -s -r '
+  def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  map(select(.stats_thread_cpu_ns != null)) | group_by(.condition) | map(
+    "| \(.[0].condition) | \(map(.stats_thread_cpu_ns / 1000) | median | round) | \(map(.server_uptime_s) | median) | \(map(.stats_thread_cpu_ns / 1000 / .server_uptime_s) | median | . * 10 | round / 10) |")
+  | join("\n")' "$out/stats-thread.jsonl")"
 
 {
   echo "# Console cost check, $(date -u +%Y-%m-%d)"
@@ -152,6 +175,12 @@ per_run="$(jq -r '"| \(.scenario) | \(.label) | \(.connections_open) | \(.delive
   echo "## Summary"
   echo
   echo "$summary"
+  echo
+  echo "## The stats thread's own CPU"
+  echo
+  echo "| condition | console-stats thread CPU per run, µs (median) | server uptime per run, s | µs per second |"
+  echo "| --- | --: | --: | --: |"
+  echo "$thread"
   echo
   echo "## Runs"
   echo
