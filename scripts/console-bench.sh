@@ -4,7 +4,8 @@
 #   ./scripts/console-bench.sh [options]
 #
 # Runs `sse-loadgen fanout` against a fresh sse-server per run, alternating two conditions for
-# --rounds rounds, so both share whatever else the machine is doing:
+# --rounds rounds, so both share whatever else the machine is doing (odd rounds run them in one
+# order, even rounds in the other, so neither always goes first):
 #   - `without console`: nobody subscribes to `$stats`, so the stats source publishes nothing;
 #   - `with console`: one stream of `$stats` is open throughout (`sse-loadgen watch`, reading what
 #     a console tab reads), so the figures are sampled and published once a second.
@@ -19,7 +20,7 @@
 #   --connections N      subscribers per run (default 3k)
 #   --events N           events per run (default 400)
 #   --rate R             events per second (default 100)
-#   --rounds N           rounds of (without, with) (default 6)
+#   --rounds N           rounds of both conditions (default 8)
 #   --port N             port for sse-server on 127.0.0.1 (default 18470)
 #   --out DIR            result folder (default bench-results/<date>-<host>-console, -2... if taken)
 #   --no-build           use the binaries already built
@@ -32,7 +33,7 @@ command_line="./scripts/console-bench.sh $(quote_command "$@")"
 connections=3k
 events=400
 rate=100
-rounds=6
+rounds=8
 port=18470
 out=""
 build=1
@@ -90,7 +91,9 @@ fanout_args=(fanout --url "http://127.0.0.1:$port/events?topic=bench" --connecti
   --events "$events" --rate "$rate" --threads "$BENCH_THREADS" --json results.jsonl --quiet)
 commands=()
 for round in $(seq 1 "$rounds"); do
-  for condition in "without console" "with console"; do
+  order=("without console" "with console")
+  ((round % 2)) || order=("with console" "without console")
+  for condition in "${order[@]}"; do
     server_start ours "$port" "$BENCH_THREADS" "$out/server.log" || die "sse-server did not start (see $out/server.log)"
     watch_file=""
     if [[ "$condition" == "with console" ]]; then
@@ -168,7 +171,7 @@ thread="$(jq -s -r '
   echo
   echo "## Settings"
   echo
-  echo "- $connections subscribers of one topic, $events events at $rate/s (64-byte data), $rounds rounds of (without, with), alternating, a fresh server per run"
+  echo "- $connections subscribers of one topic, $events events at $rate/s (64-byte data), $rounds rounds of both conditions (odd rounds without first, even rounds with first), a fresh server per run"
   echo "- with console: one \`\$stats\` stream open during the whole run (what a console tab reads); the watchers received $watched figures events in all"
   echo "- server threads: $BENCH_THREADS; the load generator shares the cores with the server"
   echo
