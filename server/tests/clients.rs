@@ -35,7 +35,7 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-/// Where artifacts (the demo page screenshot) are kept; ignored by git.
+/// Where artifacts (the console screenshots) are kept; ignored by git.
 fn artifacts_dir() -> PathBuf {
     clients_dir().join("artifacts")
 }

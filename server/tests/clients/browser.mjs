@@ -35,7 +35,7 @@ const CHROMIUM = process.env.SSE_TEST_CHROMIUM || '/usr/bin/chromium';
 // is stopped by these deadlines rather than hanging.
 const WAIT_MS = 30_000;
 // Same-origin scenarios run their scripts in a page of the server that opens no stream of its own
-// (the demo page at `/` would add its own EventSource, reconnecting alongside the one under test).
+// (the console at `/` would add its own streams, reconnecting alongside the one under test).
 const SAME_ORIGIN_PAGE = '/healthz';
 
 const [scenario, ...args] = process.argv.slice(2);
@@ -215,7 +215,7 @@ try {
       const now = await shownTime();
       if (now !== null && now !== times[times.length - 1]) times.push(now);
       return times.length >= 3;
-    }, WAIT_MS, 'the time shown on the demo page to tick twice');
+    }, WAIT_MS, 'the time shown on the console to tick twice');
     fs.mkdirSync(path.dirname(png), { recursive: true });
     await page.screenshot({ path: png, fullPage: true });
     for (const t of times) emit('TIME', t);
