@@ -12,7 +12,7 @@ use crate::config::Config;
 /// A lean Server-Sent Events fan-out server.
 ///
 /// Subscribe: GET /events?topic=NAME. Publish: POST /publish (form fields topic, data, event; or
-/// a raw body with ?topic=NAME). Metrics: GET /metrics. Demo page: GET /.
+/// a raw body with ?topic=NAME). Metrics: GET /metrics. Console (live figures, playground): GET /.
 #[derive(Debug, Parser)]
 #[command(name = "sse-server", version)]
 pub struct Cli {
@@ -84,6 +84,9 @@ pub struct Cli {
     /// (then 503 after --header-timeout); 0 disables backpressure.
     #[arg(long, env = "SSE_MAX_BACKLOG", default_value = "1s", value_parser = parse_duration)]
     pub max_backlog: Duration,
+    /// Serve no console: `GET /` answers 404, and no figures are published on `$stats`.
+    #[arg(long, env = "SSE_NO_CONSOLE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_console: bool,
 }
 
 impl Cli {
@@ -110,6 +113,7 @@ impl Cli {
             history_memory: self.history_memory,
             send_buffer: self.send_buffer,
             max_backlog: self.max_backlog,
+            console: !self.no_console,
         }
     }
 }
@@ -163,5 +167,8 @@ mod tests {
         assert_eq!(config.cors_origins, ["http://a", "http://b"]);
         assert_eq!(config.max_connections, Some(10_000));
         assert_eq!(config.history, 1024);
+        assert!(config.console, "the console is on unless --no-console");
+        let cli = Cli::try_parse_from(["sse-server", "--no-console"]).unwrap();
+        assert!(!cli.into_config().console);
     }
 }

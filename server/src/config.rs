@@ -48,6 +48,8 @@ pub struct Config {
     pub send_buffer: u64,
     /// While a loop's fan-out backlog is longer than this, publishes wait; 0 disables.
     pub max_backlog: Duration,
+    /// Serve the console at `/` and produce its figures on `$stats` (`--no-console`: neither).
+    pub console: bool,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             history_memory: 256 << 20,
             send_buffer: 64 << 10,
             max_backlog: Duration::from_secs(1),
+            console: true,
         }
     }
 }

@@ -58,4 +58,7 @@ pub struct Stream {
     pub last_write_ms: u32,
     /// The socket refused bytes; wait for a writable event before writing again.
     pub blocked: bool,
+    /// The stream subscribes to the console's `$stats` topic: counted in
+    /// `Metrics::stats_watchers` while open, so the figures are produced only while watched.
+    pub watches_stats: bool,
 }

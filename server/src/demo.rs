@@ -1,47 +1,11 @@
-//! The demo: a page at `/` whose `EventSource` shows live events, and a source that publishes the
-//! current time on topic `time`.
+//! The demo source: publishes the current time on topic `time`, one of the topics the console's
+//! playground (at `/`) offers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::broker::{Broker, PublishRequest};
-
-/// The demo page: no external assets.
-pub const PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>sse-server demo</title>
-<style>
-  body { font: 16px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
-  #time { font: 600 2.5rem ui-monospace, monospace; }
-  #state { color: #666; }
-  #log { font: 13px ui-monospace, monospace; background: #f4f4f4; padding: .5rem; max-height: 20rem; overflow: auto; }
-</style>
-</head>
-<body>
-<h1>sse-server</h1>
-<p>Server time, pushed over Server-Sent Events on topic <code>time</code>:</p>
-<div id="time">waiting for the first event…</div>
-<p id="state">connecting…</p>
-<h2>Events</h2>
-<pre id="log"></pre>
-<script>
-  const time = document.getElementById("time");
-  const state = document.getElementById("state");
-  const log = document.getElementById("log");
-  const source = new EventSource("/events?topic=time");
-  source.onopen = () => { state.textContent = "connected"; };
-  source.onerror = () => { state.textContent = "reconnecting…"; };
-  source.onmessage = (event) => {
-    time.textContent = event.data;
-    log.textContent = "id " + event.lastEventId + ": " + event.data + "\n" + log.textContent.slice(0, 4000);
-  };
-</script>
-</body>
-</html>
-"#;
 
 /// Publishes the current UTC time on topic `time` every `interval` until `stop` is set.
 pub fn run_time_source(broker: Arc<dyn Broker>, interval: Duration, stop: Arc<AtomicBool>) {

@@ -21,7 +21,8 @@
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
 //! - [`log`]: rate-limited warnings on stderr.
-//! - [`demo`]: the demo page and the time source.
+//! - [`console`]: the console page at `/`, and the live figures it shows (topic `$stats`).
+//! - [`demo`]: the time source on topic `time`.
 //! - [`config`] and [`cli`]: settings, and the command line that fills them.
 //! - [`sys`]: fd limit, socket options, signals, /proc figures.
 
@@ -32,6 +33,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod demo;
 pub mod event;
 pub mod event_loop;

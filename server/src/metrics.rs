@@ -26,6 +26,9 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     /// Streaming subscribers now.
     pub subscribers: AtomicU64,
+    /// Streams subscribed to the console's `$stats` topic now: the figures are produced only
+    /// while this is above zero (`console::StatsSource`).
+    pub stats_watchers: AtomicU64,
     /// Topics the broker knows (set by the broker).
     pub topics: AtomicU64,
     /// Events published since start.
@@ -120,6 +123,12 @@ impl Metrics {
             "gauge",
             "Open event streams.",
             self.subscribers.load(Relaxed),
+        );
+        metric(
+            "sse_stats_watchers",
+            "gauge",
+            "Open streams of the console's $stats topic (figures are produced only while some are).",
+            self.stats_watchers.load(Relaxed),
         );
         metric(
             "sse_topics",
@@ -250,6 +259,7 @@ mod tests {
             "sse_connections_open 0",
             "sse_connections_accepted_total 0",
             "sse_subscribers 0",
+            "sse_stats_watchers 0",
             "sse_topics 3",
             "sse_events_published_total 0",
             "sse_deliveries_total 0",

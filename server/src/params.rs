@@ -5,6 +5,7 @@
 //! `lastEventId` from the query, a form body or a small JSON object; `Last-Event-ID` wins.
 
 use crate::broker::{PublishError, PublishRequest};
+use crate::console;
 use crate::event::{EventId, is_valid_name};
 use crate::fanout::MAX_TOPICS_PER_SUBSCRIBER;
 use crate::http::HttpError;
@@ -64,6 +65,17 @@ pub fn publish_request(head: &RequestHead, body: &[u8]) -> Result<PublishRequest
         .chain(form::values(&query, "event"))
         .next()
         .filter(|kind| !kind.is_empty());
+    if let Some(topic) = topics.iter().find(|t| console::is_reserved_topic(t)) {
+        // Only the server writes its own topics: a client must not forge the console's figures.
+        return Err(HttpError::new(
+            403,
+            if *topic == console::STATS_TOPIC {
+                "topic $stats is the server's own (the console's figures); topics starting with $ cannot be published to"
+            } else {
+                "topics starting with $ are reserved for the server and cannot be published to"
+            },
+        ));
+    }
     PublishRequest::new(&topics, event_type, data).map_err(publish_error)
 }
 

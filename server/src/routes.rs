@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::access::{Access, Permission};
 use crate::broker::PublishRequest;
 use crate::config::Config;
-use crate::demo;
+use crate::console;
 use crate::feed::Feeds;
 use crate::http::HttpError;
 use crate::http::form;
@@ -107,6 +107,9 @@ impl Router {
 
     fn try_route(&self, head: &RequestHead, peer: IpAddr) -> Result<Action, HttpError> {
         let allow = match head.path.as_str() {
+            "/" if !self.config.console => {
+                return Err(HttpError::new(404, "no console here (--no-console)"));
+            }
             "/" | "/healthz" | "/metrics" => "GET, HEAD, OPTIONS",
             "/events" => "GET, POST, OPTIONS",
             "/publish" => "POST, OPTIONS",
@@ -126,7 +129,7 @@ impl Router {
                 return Ok(Action::Respond(response));
             }
             ("/", Method::Get | Method::Head) => {
-                Response::new(200, "text/html; charset=utf-8", demo::PAGE)
+                Response::new(200, "text/html; charset=utf-8", console::PAGE)
             }
             ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
             ("/metrics", Method::Get | Method::Head) => Response::new(

@@ -1,5 +1,6 @@
 //! Start-up and shutdown: binds the listener, raises the open-file limit, starts one event loop
-//! per thread (and the demo source), and waits for them to finish.
+//! per thread (and the demo source and the console's stats source), and waits for them to
+//! finish.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use crate::event_loop::{EventLoop, FEED};
 use crate::feed::{Feeds, LoopFeed};
 use crate::metrics::Metrics;
 use crate::routes::Router;
-use crate::{demo, sys};
+use crate::{console, demo, sys};
 
 /// File descriptors kept back from `--max-connections` for listeners, epoll, wakers and files.
 const RESERVED_FDS: u64 = 64;
@@ -47,6 +48,8 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     feeds: Feeds,
     broker: Arc<dyn Broker>,
+    /// The counters, for the console's stats source.
+    metrics: Arc<Metrics>,
     config: Config,
     fd_limit: u64,
     max_connections: u64,
@@ -121,7 +124,7 @@ impl Server {
             .map_or(0, |d| d.as_micros() as u64);
         metrics.start_time_micros.store(started, Ordering::Relaxed);
         broker.attach(feeds.clone(), metrics.clone());
-        let router = Arc::new(Router::new(config.clone(), metrics, feeds.clone()));
+        let router = Arc::new(Router::new(config.clone(), metrics.clone(), feeds.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut loops = Vec::with_capacity(threads);
         for (poll, feed) in polls.into_iter().zip(loop_feeds) {
@@ -147,6 +150,7 @@ impl Server {
             stop,
             feeds,
             broker,
+            metrics,
             config,
             fd_limit,
             max_connections,
@@ -194,8 +198,16 @@ impl Server {
             .collect()
     }
 
-    /// Runs the event loops (and the demo source) until shutdown; returns when all are done.
+    /// Runs the event loops (and the demo and stats sources) until shutdown; returns when all
+    /// are done.
     pub fn run(self) -> Result<(), ServerError> {
+        // Started before the loops accept anything: its memory baseline is the idle server's.
+        let stats = if self.config.console {
+            let source = console::StatsSource::start(self.broker.clone(), self.metrics.clone());
+            Some(source.map_err(ServerError::Setup)?)
+        } else {
+            None
+        };
         let demo = (!self.config.demo_interval.is_zero()).then(|| {
             let broker = self.broker.clone();
             let interval = self.config.demo_interval;
@@ -228,6 +240,7 @@ impl Server {
             self.stop.store(true, Ordering::Relaxed);
             self.feeds.wake_all();
         }
+        drop(stats);
         if let Some((stop, thread)) = demo {
             stop.store(true, Ordering::Relaxed);
             if let Ok(thread) = thread {

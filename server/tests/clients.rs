@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -35,7 +35,7 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
-/// Where artifacts (the demo page screenshot) are kept; ignored by git.
+/// Where artifacts (the console screenshots) are kept; ignored by git.
 fn artifacts_dir() -> PathBuf {
     clients_dir().join("artifacts")
 }
@@ -908,8 +908,8 @@ fn browser_cross_origin_with_credentials() {
     );
 }
 
-/// The demo page at `/` shows the time (HH:MM:SS) ticking; its screenshot is kept in
-/// `tests/clients/artifacts/demo.png`.
+/// The console at `/` shows the demo time (HH:MM:SS) ticking in its playground, which subscribes
+/// to topic `time` on load; its screenshot is kept in `tests/clients/artifacts/demo.png`.
 #[test]
 fn browser_demo_page_shows_ticking_time() {
     let server = ServerProcess::start(&["--demo-interval", "1s"]);
@@ -930,6 +930,187 @@ fn browser_demo_page_shows_ticking_time() {
         image.starts_with(b"\x89PNG\r\n\x1a\n"),
         "{} is a PNG",
         png.display()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium: the console at `/`
+// ---------------------------------------------------------------------------------------------
+
+/// Subscribers on raw sockets, opened at a steady pace (so the console shows a ramp), and a
+/// publisher sending to their topic every 50 ms (so it shows deliveries) until dropped.
+struct Load {
+    /// The open streams; never read (a few seconds of small events fit in the socket buffers).
+    streams: Vec<TcpStream>,
+    stop: Arc<AtomicBool>,
+    publisher: Option<thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Opens `connections` streams of `topic`, `per_step` at a time every 200 ms, with the
+    /// publisher running from the start.
+    fn start(server: &ServerProcess, topic: &str, connections: usize, per_step: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr, topic_owned, stop_flag) = (server.addr, topic.to_owned(), stop.clone());
+        let publisher = thread::spawn(move || {
+            let body = format!("topic={}&data=load", form_encode(&topic_owned));
+            while !stop_flag.load(Ordering::Relaxed) {
+                let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+                let response = http(addr, "POST", "/publish", &headers, body.as_bytes());
+                assert_eq!(response.status, 200, "load publish: {}", response.head);
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let mut load = Load {
+            streams: Vec::with_capacity(connections),
+            stop,
+            publisher: Some(publisher),
+        };
+        let request = format!(
+            "GET /events?topic={} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            form_encode(topic),
+            server.addr
+        );
+        while load.streams.len() < connections {
+            for _ in 0..per_step.min(connections - load.streams.len()) {
+                let mut stream = TcpStream::connect_timeout(&server.addr, Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("load connection {}: {e}", load.streams.len()));
+                stream.write_all(request.as_bytes()).unwrap();
+                load.streams.push(stream);
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        load
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(publisher) = self.publisher.take() {
+            let _ = publisher.join();
+        }
+        self.streams.clear();
+    }
+}
+
+/// The console at `/` in Chromium: its live figures (topic `$stats`) arrive and follow the
+/// server. 500 connections opened by the test make the open-connections figure reach 500 and
+/// deliveries per second rise above 0. An event published through the page's form (with an event
+/// type) arrives in the page's own subscription with the id the server answered. The page loads
+/// nothing from elsewhere, the figures are produced only while the page watches them (the
+/// `sse_stats_watchers` gauge is 1 while it is open, 0 once it is gone), and a screenshot is kept
+/// in `tests/clients/artifacts/console.png`.
+#[test]
+fn browser_console_shows_live_figures_and_publishes_from_its_form() {
+    let server = ServerProcess::start(&["--demo-interval", "1s"]);
+    assert_eq!(
+        server.metric("sse_stats_watchers"),
+        0.0,
+        "no console open yet"
+    );
+    let png = artifacts_dir().join("console.png");
+    let _ = std::fs::remove_file(&png);
+    let data = "hello from the console form";
+    let mut browser = Script::browser(
+        "console",
+        &[&server.url(), png.to_str().unwrap(), "console-test", data],
+    );
+    browser.expect("READY");
+    assert_eq!(
+        server.metric("sse_stats_watchers"),
+        1.0,
+        "the page's figures stream"
+    );
+    let load = Load::start(&server, "load", 500, 25);
+    browser.send("CONNECTIONS 500");
+    let shown: u64 = browser.expect("CONNECTIONS").parse().unwrap();
+    assert!(shown >= 500, "open connections shown: {shown}");
+    let deliveries: f64 = browser.expect("DELIVERIES").parse().unwrap();
+    assert!(
+        deliveries > 0.0,
+        "deliveries per second shown: {deliveries}"
+    );
+    let published = browser.expect("PUBLISHED");
+    assert_eq!(
+        json_field(&published, "status").as_deref(),
+        Some("200"),
+        "{published}"
+    );
+    let text = json_field(&published, "text").unwrap();
+    let id: u64 = text
+        .strip_prefix("published: id ")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the result line names the id: {text:?}"));
+    let received = browser.expect("RECEIVED");
+    assert_eq!(
+        received,
+        format!("[\"#2\",\"{id}\",\"greeting\",{}]", json_string(data)),
+        "the event in the page's subscription #2 (#1 is `time`): id, type, data"
+    );
+    browser.finish();
+    drop(load);
+    assert!(
+        browser.all("FOREIGN").is_empty(),
+        "the page loaded something from elsewhere: {:?}",
+        browser.all("FOREIGN")
+    );
+    assert!(
+        browser.all("CONSOLE").is_empty(),
+        "console errors: {:?}",
+        browser.all("CONSOLE")
+    );
+    let image = std::fs::read(&png).unwrap_or_else(|e| panic!("screenshot {}: {e}", png.display()));
+    assert!(
+        image.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is a PNG",
+        png.display()
+    );
+    drop(browser);
+    let deadline = Instant::now() + WAIT;
+    while server.metric("sse_stats_watchers") != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the figures' stream is still counted after the browser is gone"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// With `--publish-token`, the console's publish form gets `401` without a token and then shows
+/// the token field; with the token typed in, it publishes (sent as `Authorization: Bearer`) and
+/// the event arrives in the page's subscription.
+#[test]
+fn browser_console_asks_for_the_publish_token() {
+    let token = "console-t0ken";
+    let server = ServerProcess::start(&["--demo-interval", "0", "--publish-token", token]);
+    let data = "published with the token";
+    let mut browser = Script::browser("console-token", &[&server.url(), token, "secured", data]);
+    browser.finish();
+    assert_eq!(browser.expect_seen("AUTH_FIELD_BEFORE"), "false");
+    let without = browser.expect_seen("WITHOUT_TOKEN");
+    assert_eq!(
+        json_field(&without, "status").as_deref(),
+        Some("401"),
+        "{without}"
+    );
+    assert_eq!(browser.expect_seen("AUTH_FIELD_AFTER"), "true");
+    let with = browser.expect_seen("WITH_TOKEN");
+    assert_eq!(
+        json_field(&with, "status").as_deref(),
+        Some("200"),
+        "{with}"
+    );
+    let received = browser.expect_seen("RECEIVED");
+    assert!(
+        received.ends_with(&format!(",\"message\",{}]", json_string(data))),
+        "{received}"
+    );
+    // Chromium logs the refused publish ("status of 401"); nothing else may go wrong.
+    assert!(
+        browser.all("CONSOLE").iter().all(|c| c.contains("401")),
+        "console errors: {:?}",
+        browser.all("CONSOLE")
     );
 }
 

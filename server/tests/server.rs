@@ -13,6 +13,8 @@
 //! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
 //!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
+//!   only while watched.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
@@ -25,6 +27,8 @@ mod util;
 mod access;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
+#[path = "server/console.rs"]
+mod console;
 #[path = "server/framing.rs"]
 mod framing;
 #[path = "server/load.rs"]

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::EventLoop;
 use crate::connection::{Connection, State, Stream};
+use crate::console;
 use crate::fanout::{PendingBytes, Replay, Topics};
 use crate::metrics::LoopCounters;
 use crate::params::Subscription;
@@ -113,13 +114,23 @@ impl EventLoop {
             );
         }
         let now = self.now_ms();
+        let watches_stats = subscription
+            .topics
+            .iter()
+            .any(|t| t == console::STATS_TOPIC);
         self.connections[key].state = State::Streaming(Stream {
             subscriber,
             prefix: PendingBytes::Owned(head.into_boxed_slice(), 0),
             last_write_ms: now,
             blocked: false,
+            watches_stats,
         });
         self.metrics().subscribers.fetch_add(1, Ordering::Relaxed);
+        if watches_stats {
+            self.metrics()
+                .stats_watchers
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.flush_stream(key)
     }
 

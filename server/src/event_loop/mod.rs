@@ -255,6 +255,9 @@ impl EventLoop {
             State::Streaming(stream) => {
                 self.topics.unsubscribe(&stream.subscriber);
                 metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+                if stream.watches_stats {
+                    metrics.stats_watchers.fetch_sub(1, Ordering::Relaxed);
+                }
                 metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             State::Exchanging(_) => {

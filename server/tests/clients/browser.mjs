@@ -7,7 +7,14 @@
 //   reconnect URL TOPIC N1 N2       EventSource across a server restart (retry, Last-Event-ID)
 //   cross     MODE TOPIC COUNT      EventSource from a page of another origin (MODE: plain or
 //                                   credentials); prints ORIGIN, then reads `URL ...` on stdin
-//   demo      URL PNG               the demo page at `/`: the time ticks; screenshot to PNG
+//   demo      URL PNG               the console at `/`: the time (its playground's `time` topic)
+//                                   ticks; screenshot to PNG
+//   console   URL PNG TOPIC DATA    the console at `/`: live figures, a subscription and a publish
+//                                   through its forms; reads `CONNECTIONS N` on stdin, waits for the
+//                                   open-connections figure to reach N; screenshot to PNG
+//   console-token URL TOKEN TOPIC DATA
+//                                   the console's publish form against a server with a publish
+//                                   token: the 401 shows the token field, the token then publishes
 //   fetch     URL TOKEN BODY TOPIC N1 N2
 //                                   @microsoft/fetch-event-source: POST /events with a bearer token
 //                                   and a `form` or `json` BODY, across a server restart
@@ -28,7 +35,7 @@ const CHROMIUM = process.env.SSE_TEST_CHROMIUM || '/usr/bin/chromium';
 // is stopped by these deadlines rather than hanging.
 const WAIT_MS = 30_000;
 // Same-origin scenarios run their scripts in a page of the server that opens no stream of its own
-// (the demo page at `/` would add its own EventSource, reconnecting alongside the one under test).
+// (the console at `/` would add its own streams, reconnecting alongside the one under test).
 const SAME_ORIGIN_PAGE = '/healthz';
 
 const [scenario, ...args] = process.argv.slice(2);
@@ -110,6 +117,39 @@ async function acrossRestart(n1, n2) {
     `${n1 + n2} events and a reconnect`);
 }
 
+/** The raw value of one of the console's live figures (`data-value`; '' before the first). */
+const figure = (key) => page.evaluate((k) => document.getElementById('v-' + k).dataset.value ?? '', key);
+
+/** Subscribes to `topic` with the console's form and waits for the stream to be open. */
+async function subscribeWithForm(topic) {
+  await page.fill('#sub-topics', topic);
+  await page.click('#sub-go');
+  await until(() => page.evaluate((t) => [...document.querySelectorAll('#subs li')]
+    .some((li) => li.dataset.topics === t && li.dataset.state === 'open'), topic), WAIT_MS, `the subscription to ${topic} open`);
+}
+
+/** Publishes with the console's form; resolves with `{status, text}` of the result line. */
+async function publishWithForm(topic, type, data) {
+  await page.evaluate(() => { delete document.getElementById('pub-result').dataset.status; });
+  await page.fill('#pub-topic', topic);
+  await page.fill('#pub-event', type);
+  await page.fill('#pub-data', data);
+  await page.click('#pub-send');
+  await until(() => page.evaluate(() => document.getElementById('pub-result').dataset.status !== undefined), WAIT_MS, 'the publish result');
+  return page.evaluate(() => {
+    const result = document.getElementById('pub-result');
+    return { status: Number(result.dataset.status), text: result.textContent };
+  });
+}
+
+/** Waits for a row of the console's event log with this data; resolves with its cells. */
+async function receivedRow(data) {
+  const row = () => page.evaluate((d) => [...document.querySelectorAll('#log tr')]
+    .map((tr) => [...tr.cells].map((td) => td.textContent)).find((cells) => cells[3] === d) ?? null, data);
+  await until(async () => (await row()) !== null, WAIT_MS, `an event with data ${data} in the page`);
+  return row();
+}
+
 try {
   if (scenario === 'events') {
     const [url, topic, count, extraQuery = ''] = args;
@@ -175,11 +215,54 @@ try {
       const now = await shownTime();
       if (now !== null && now !== times[times.length - 1]) times.push(now);
       return times.length >= 3;
-    }, WAIT_MS, 'the time shown on the demo page to tick twice');
+    }, WAIT_MS, 'the time shown on the console to tick twice');
     fs.mkdirSync(path.dirname(png), { recursive: true });
     await page.screenshot({ path: png, fullPage: true });
     for (const t of times) emit('TIME', t);
     emit('TEXT', JSON.stringify(await page.innerText('body')));
+    for (const c of consoleErrors) emit('CONSOLE', c);
+  } else if (scenario === 'console') {
+    const [url, png, topic, data] = args;
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    const foreign = [];
+    page.on('request', (r) => { if (!r.url().startsWith(url + '/')) foreign.push(r.url()); });
+    await page.goto(url + '/');
+    await until(async () => (await figure('connections')) !== '', WAIT_MS, 'the first live figures');
+    await subscribeWithForm(topic);
+    emit('READY', await figure('connections'));
+    // The driver opens its connections, then says how many the figure must show.
+    const line = await nextStdinLine();
+    if (!line.startsWith('CONNECTIONS ')) fatal(`expected CONNECTIONS on stdin, got ${line}`);
+    const target = Number(line.slice(12));
+    let most = 0;
+    await until(async () => {
+      most = Math.max(most, Number(await figure('connections')));
+      return most >= target;
+    }, 2 * WAIT_MS, `the open-connections figure to reach ${target}`);
+    emit('CONNECTIONS', String(most));
+    await until(async () => Number(await figure('deliveries_per_s')) > 0, WAIT_MS, 'deliveries per second above 0');
+    emit('DELIVERIES', await figure('deliveries_per_s'));
+    emit('PUBLISHED', await publishWithForm(topic, 'greeting', data));
+    emit('RECEIVED', await receivedRow(data));
+    // A few more seconds of figures, so the screenshot shows the ramp and the delivery rate.
+    await page.waitForTimeout(4000);
+    fs.mkdirSync(path.dirname(png), { recursive: true });
+    await page.screenshot({ path: png, fullPage: true });
+    emit('FIGURES', await page.evaluate(() => Object.fromEntries(
+      [...document.querySelectorAll('.fig b')].map((b) => [b.id.slice(2), b.textContent]))));
+    for (const f of foreign) emit('FOREIGN', f);
+    for (const c of consoleErrors) emit('CONSOLE', c);
+  } else if (scenario === 'console-token') {
+    const [url, token, topic, data] = args;
+    await page.goto(url + '/');
+    await subscribeWithForm(topic);
+    const authShown = () => page.evaluate(() => document.getElementById('pub-auth').classList.contains('on'));
+    emit('AUTH_FIELD_BEFORE', String(await authShown()));
+    emit('WITHOUT_TOKEN', await publishWithForm(topic, '', data));
+    emit('AUTH_FIELD_AFTER', String(await authShown()));
+    await page.fill('#pub-token', token);
+    emit('WITH_TOKEN', await publishWithForm(topic, '', data));
+    emit('RECEIVED', await receivedRow(data));
     for (const c of consoleErrors) emit('CONSOLE', c);
   } else if (scenario === 'fetch') {
     const [url, token, bodyKind, topic, n1, n2] = args;

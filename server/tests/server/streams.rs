@@ -1,4 +1,5 @@
-//! Subscribing, the stream preamble, the exact wire form of events, topics, heartbeat, demo.
+//! Subscribing, the stream preamble, the exact wire form of events, topics, heartbeat, demo
+//! source.
 
 use std::time::Duration;
 
@@ -223,7 +224,7 @@ fn idle_stream_gets_heartbeat_comments() {
 }
 
 /// The demo source publishes the time on topic `time` every `demo_interval`; `GET /` serves the
-/// demo page.
+/// console page (whose playground subscribes to `time`).
 #[test]
 fn demo_source_and_page() {
     let server = TestServer::start(sse_server::Config {
