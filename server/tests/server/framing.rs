@@ -285,11 +285,8 @@ fn bodies_over_the_limit_get_413_before_they_are_sent() {
 
 /// Issue 10, defect 6: a subscribe body (`POST /events`) announcing more than
 /// `SUBSCRIBE_BODY_LIMIT` (8 KiB) gets `413` at once, although `max_body` (1 MiB by default)
-/// would allow it for a publish. Ignored until the event loop passes
-/// `SUBSCRIBE_BODY_LIMIT.min(max_body)` to `BodyReader::new` for `BodyUse::Subscribe` (the event
-/// loop is outside this branch's files); today the server waits for the whole 1 MiB.
+/// would allow it for a publish.
 #[test]
-#[ignore = "needs the event loop to cap subscribe bodies at http::body::SUBSCRIBE_BODY_LIMIT"]
 fn subscribe_body_over_its_cap_gets_413_at_once() {
     let server = TestServer::with_defaults();
     let mut conn = Conn::connect(server.addr);
