@@ -197,6 +197,14 @@ pub trait Broker: Send + Sync {
     /// The newest id acknowledged to a publisher so far (0 before the first). A subscriber that
     /// connects without `Last-Event-ID` takes only events newer than this.
     fn newest_id(&self) -> EventId;
+
+    /// Ids up to this one may belong to events the loops were never given (from before the
+    /// server started): a loop created now flags replay from before it as a gap. A broker that
+    /// hands the loops earlier events at start (a backplane's backfill) answers the id before
+    /// the oldest of them.
+    fn known_from(&self) -> EventId {
+        self.newest_id()
+    }
 }
 
 impl dyn Broker {
