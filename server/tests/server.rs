@@ -11,6 +11,8 @@
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
+//!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
@@ -21,6 +23,8 @@ mod util;
 
 #[path = "server/access.rs"]
 mod access;
+#[path = "server/backplane.rs"]
+mod backplane;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
 #[path = "server/load.rs"]

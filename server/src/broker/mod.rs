@@ -9,12 +9,14 @@
 //! take only ids above the last one they have, so late deliveries never cause a duplicate.
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 pub use local::{IdClock, LocalBroker};
+pub use redis::{FEED_LENGTH, MAX_PUBLISH_WAIT, RedisBroker, RedisSetupError};
 
 use crate::event::{EncodedEvent, EventError, EventId, is_valid_name};
 use crate::feed::{Feeds, Ticket};
