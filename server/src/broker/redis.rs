@@ -315,7 +315,9 @@ struct PublishLink {
 fn connect_publisher(shared: &Shared) -> redis::RedisResult<PublishLink> {
     let epoch = shared.epoch.load(Ordering::Acquire);
     let mut connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    connection.set_read_timeout(Some(MAX_PUBLISH_WAIT))?;
+    // A Redis that accepts connections but does not answer (stopped, overloaded) must not
+    // hold the queued publishes past their wait.
+    connection.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     connection.set_write_timeout(Some(MAX_PUBLISH_WAIT))?;
     let digest: String = redis::cmd("SCRIPT")
         .arg("LOAD")
@@ -399,10 +401,16 @@ fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
         // A publish that already waited too long is refused rather than answered late.
         let now = Instant::now();
         batch.retain(|job| now.duration_since(job.queued) < MAX_PUBLISH_WAIT);
-        if batch.is_empty() {
+        let Some(oldest) = batch.iter().map(|job| job.queued).min() else {
             continue;
-        }
-        match send_batch(shared, link, &batch) {
+        };
+        // Wait for Redis only as long as the oldest publish of the batch may still wait.
+        let left = MAX_PUBLISH_WAIT.saturating_sub(oldest.elapsed());
+        let sent = link
+            .connection
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .and_then(|()| send_batch(shared, link, &batch));
+        match sent {
             Ok(ids) => {
                 let metrics = shared.metrics.get();
                 for (job, id) in batch.drain(..).zip(ids) {

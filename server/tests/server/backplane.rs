@@ -191,6 +191,50 @@ fn redis_restart_mid_stream_loses_nothing_acknowledged() {
     );
 }
 
+/// A Redis that stops answering but keeps its sockets open (SIGSTOP: hung, or overloaded):
+/// a publish is answered 503 within about a second, `/healthz` says the backplane is down, and
+/// once Redis goes on the node recovers by itself. The publish answered 503 may still have
+/// reached Redis (a 503 is not a promise of absence); every event arrives at most once, in order.
+#[test]
+fn a_redis_that_stops_answering_is_noticed_and_survived() {
+    let redis = RedisServer::start();
+    let node = node(&redis);
+    let mut stream = subscribe(node.addr, &["t"]);
+    let mut publisher = Publisher::new(node.addr);
+    let before = publisher.publish("t", b"before");
+    assert_eq!(ids(&mut stream, 1), [before]);
+
+    redis.pause();
+    let started = Instant::now();
+    let response = post_form(node.addr, "/publish?topic=t", "data=maybe");
+    let took = started.elapsed();
+    assert_eq!(response.status, 503, "{}", response.text());
+    // 900 ms by design (MAX_PUBLISH_WAIT); the rest is slack for a busy machine.
+    assert!(took < Duration::from_millis(1300), "503 took {took:?}");
+    assert!(
+        wait_until(TIMEOUT, || !healthy(node.addr)),
+        "/healthz notices a Redis that does not answer"
+    );
+
+    redis.resume();
+    assert!(wait_until(TIMEOUT, || healthy(node.addr)), "recovers");
+    let after = publisher.publish("t", b"after");
+    let mut got = Vec::new();
+    loop {
+        let event = stream.next_event();
+        got.push((event.id.unwrap(), event.data_text()));
+        if event.id == Some(after) {
+            break;
+        }
+    }
+    assert!(got.windows(2).all(|pair| pair[0].0 < pair[1].0), "{got:?}");
+    assert!(
+        got[..got.len() - 1].iter().all(|(_, data)| data == "maybe"),
+        "only the unanswered publish may come before: {got:?}"
+    );
+    assert!(stream.stays_silent(Duration::from_millis(200)));
+}
+
 /// A node whose Redis is not there at all starts, answers publishes 503 quickly (never hangs),
 /// and says why on `/healthz`.
 #[test]

@@ -40,9 +40,35 @@ impl RedisServer {
     /// Kills the server (SIGKILL; with no persistence its data is gone) and reaps it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A paused server must be able to die.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the server process (SIGSTOP): it keeps its sockets and data but answers nothing,
+    /// as a hung or overloaded Redis; [`RedisServer::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("redis-server running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     /// Starts the server again on the same port (empty) and waits until it answers.
