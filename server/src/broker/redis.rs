@@ -99,6 +99,8 @@ struct Shared {
     topic_ttl_ms: u64,
     /// Topics backfilled at most (`--max-topics`).
     max_topics: usize,
+    /// Bytes of event data backfilled at most (`--history-memory`, what the loops would keep).
+    backfill_bytes: u64,
     /// The loops and counters, set once by [`Broker::attach`].
     feeds: OnceLock<Feeds>,
     metrics: OnceLock<Arc<Metrics>>,
@@ -204,6 +206,7 @@ impl RedisBroker {
                 history: config.history.max(1),
                 topic_ttl_ms: config.topic_ttl.as_millis().clamp(1, u64::MAX as u128) as u64,
                 max_topics: config.max_topics,
+                backfill_bytes: config.history_memory,
                 feeds: OnceLock::new(),
                 metrics: OnceLock::new(),
                 delivered: AtomicU64::new(0),

@@ -6,8 +6,14 @@
 //! event above it from the feed by the reader: nothing is missed or read twice. Each topic gives
 //! its last `--history` events plus one: when that one more exists, the loop's log holds an event
 //! outside its history window, and replay from before it is told as a gap, as for local history.
+//!
+//! Topics are read most recently published first, up to `--history-memory` bytes of data and
+//! `--max-topics` topics. When a bound stops the backfill early, the loops vouch for nothing
+//! before the position: replay from before it is told as a gap on every topic (a gap told where
+//! none was is the safe error).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry::Vacant;
 use std::time::Duration;
 
 use redis::Value;
@@ -64,16 +70,21 @@ pub(super) fn run(shared: &Shared) -> redis::RedisResult<Backfill> {
         });
     };
     let oldest_live = position.saturating_sub(shared.topic_ttl_ms.saturating_mul(1000));
-    let topics: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+    let topics: Vec<String> = redis::cmd("ZREVRANGEBYSCORE")
         .arg(TOPICS_KEY)
-        .arg(oldest_live)
         .arg("+inf")
+        .arg(oldest_live)
         .arg("LIMIT")
         .arg(0)
         .arg(shared.max_topics)
         .query(&mut connection)?;
     let mut by_id = BTreeMap::new();
+    let mut bytes = 0u64;
+    let mut topics_read = 0;
     for chunk in topics.chunks(TOPICS_PER_TRIP) {
+        if bytes > shared.backfill_bytes {
+            break;
+        }
         let mut pipe = redis::pipe();
         for topic in chunk {
             pipe.cmd("XREVRANGE")
@@ -84,20 +95,31 @@ pub(super) fn run(shared: &Shared) -> redis::RedisResult<Backfill> {
                 .arg(shared.history + 1);
         }
         let replies: Vec<Value> = pipe.query(&mut connection)?;
+        topics_read += chunk.len();
         for reply in &replies {
             // An event of several topics is in each of their streams: it is delivered once.
             for entry in entries::range_entries(reply) {
-                by_id.entry(entry.id).or_insert(entry);
+                if let Vacant(slot) = by_id.entry(entry.id) {
+                    bytes += entry.request.data().len() as u64;
+                    slot.insert(entry);
+                }
             }
         }
     }
-    let known_from = by_id.keys().next().map_or(position, |&oldest| oldest - 1);
+    // Stopped by the byte budget, or more live topics than --max-topics: some topics were not
+    // read, so nothing before the position can be vouched for.
+    let truncated = topics_read < topics.len() || topics.len() >= shared.max_topics;
+    let known_from = if truncated {
+        position
+    } else {
+        by_id.keys().next().map_or(position, |&oldest| oldest - 1)
+    };
     Ok(Backfill {
         events: by_id
             .into_values()
             .map(|entry| entry.into_published())
             .collect(),
-        topics: topics.len(),
+        topics: topics_read,
         position,
         known_from,
     })
