@@ -164,9 +164,10 @@ pub struct RunArgs {
     /// Idle time after all connections opened, before reading memory.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub settle: Duration,
-    /// Server process id: memory and CPU from /proc (children included).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process id: memory and CPU from /proc (children included). Repeatable: the
+    /// figures are summed over every pid given (the nodes of a cluster).
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
     /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
     /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
     #[arg(long)]
@@ -279,7 +280,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             response_timeout: self.response_timeout,
             settle: self.settle,
-            server_pid: self.server_pid,
+            server_pids: self.server_pids.clone(),
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
             search_events: self.search_events,

@@ -125,24 +125,29 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
 /// Where server memory and CPU are read from: `--server-pid` (which must exist), else
 /// `--metrics-url`, else nowhere.
 fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
-    Ok(match (settings.server_pid, &settings.metrics_url) {
-        (Some(pid), _) => {
-            if sysinfo::tree_rss_bytes(pid).is_none() {
-                return Err(Error::Config(format!(
-                    "--server-pid {pid}: no such process"
-                )));
+    Ok(
+        match (settings.server_pids.as_slice(), &settings.metrics_url) {
+            ([], None) => ServerProbe::None,
+            ([], Some(m)) => {
+                let url = HttpUrl::parse(m)?;
+                if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+                    eprintln!("sse-loadgen: warning: {warning}");
+                }
+                ServerProbe::Metrics(url)
             }
-            ServerProbe::Pid(pid)
-        }
-        (None, Some(m)) => {
-            let url = HttpUrl::parse(m)?;
-            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
-                eprintln!("sse-loadgen: warning: {warning}");
+            (pids, _) => {
+                if let Some(pid) = pids
+                    .iter()
+                    .find(|&&pid| sysinfo::tree_rss_bytes(pid).is_none())
+                {
+                    return Err(Error::Config(format!(
+                        "--server-pid {pid}: no such process"
+                    )));
+                }
+                ServerProbe::Pids(pids.to_vec())
             }
-            ServerProbe::Metrics(url)
-        }
-        (None, None) => ServerProbe::None,
-    })
+        },
+    )
 }
 
 /// How many processes hold the subscribers: `--processes`, or as many as the open-file limit

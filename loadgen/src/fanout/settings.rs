@@ -49,8 +49,8 @@ pub struct FanoutSettings {
     /// Idle time after the ramp before the "after" memory readings.
     #[serde(with = "secs")]
     pub settle: Duration,
-    /// The server's pid, for /proc readings.
-    pub server_pid: Option<u32>,
+    /// The server's pids, for /proc readings (summed over them and their children).
+    pub server_pids: Vec<u32>,
     /// The server's Prometheus endpoint.
     pub metrics_url: Option<String>,
     /// Run the rate search after the main phase.
@@ -108,7 +108,7 @@ impl Default for FanoutSettings {
             drain_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(1),
-            server_pid: None,
+            server_pids: Vec::new(),
             metrics_url: None,
             rate_search: false,
             search_events: 20,
