@@ -119,9 +119,10 @@ pub struct WatchArgs {
 /// Options shared by `fanout` and `scale`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench.
-    #[arg(long)]
-    pub url: String,
+    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench. Repeatable: subscribers
+    /// are spread round-robin over the URLs (the nodes of a cluster).
+    #[arg(long, required = true)]
+    pub url: Vec<String>,
     /// Publish URL (raw-body POST); default http://SAME-HOST/publish?topic=TOPIC-OF-URL.
     #[arg(long)]
     pub publish_url: Option<String>,
@@ -264,7 +265,8 @@ impl RunArgs {
     /// The fanout settings these options describe.
     pub fn settings(&self, connections: u64) -> FanoutSettings {
         FanoutSettings {
-            url: self.url.clone(),
+            url: self.url[0].clone(),
+            more_urls: self.url[1..].to_vec(),
             publish_url: self.publish_url.clone(),
             headers: self.headers.clone(),
             publish_headers: self.publish_headers.clone(),

@@ -16,6 +16,9 @@ use crate::url::HttpUrl;
 pub struct FanoutSettings {
     /// The subscribe URL.
     pub url: String,
+    /// Further subscribe URLs (other nodes of a cluster): subscribers are spread round-robin
+    /// over `url` and these.
+    pub more_urls: Vec<String>,
     /// The publish URL (default: `/publish?topic=T` on the same server, `T` from `url`).
     pub publish_url: Option<String>,
     /// Extra headers of subscribe requests.
@@ -93,6 +96,7 @@ impl Default for FanoutSettings {
     fn default() -> Self {
         FanoutSettings {
             url: String::new(),
+            more_urls: Vec::new(),
             publish_url: None,
             headers: Vec::new(),
             publish_headers: Vec::new(),
