@@ -299,7 +299,10 @@ impl Broker for RedisBroker {
     }
 
     fn newest_id(&self) -> EventId {
-        self.shared.delivered.load(Ordering::Acquire)
+        // Acknowledged here or delivered from the feed, whichever is newer: a subscriber that
+        // connects now takes only what is published after it (as with the in-process broker),
+        // even while this node's own publishes are still on their way back through the feed.
+        self.shared.high_water()
     }
 
     fn known_from(&self) -> EventId {

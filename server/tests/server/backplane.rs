@@ -84,6 +84,23 @@ fn publishes_on_any_node_reach_every_node_in_one_order() {
     }
 }
 
+/// A subscriber that connects without `Last-Event-ID` right after a publish was answered takes
+/// only what is published after it, even while that publish is still on its way back to the
+/// node through the feed (as with the in-process broker).
+#[test]
+fn a_new_subscriber_starts_after_the_last_answered_publish() {
+    let redis = RedisServer::start();
+    let node = node(&redis);
+    let mut publisher = Publisher::new(node.addr);
+    for round in 0..10 {
+        let answered = publisher.publish("t", format!("old{round}").as_bytes());
+        let mut stream = subscribe(node.addr, &["t"]);
+        let next = publisher.publish("t", format!("new{round}").as_bytes());
+        assert!(next > answered);
+        assert_eq!(stream.next_event().id, Some(next), "round {round}");
+    }
+}
+
 /// A node started after events were published replays them from Redis (its backfill) to a
 /// client with `Last-Event-ID`, completely, then live; a client from before what Redis still
 /// holds (the topic stream is trimmed to `--history`) is told it missed events.
