@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the real-client tests (server/tests/clients.rs) need on a fresh machine:
+# Installs what the real-client tests (server/tests/clients.rs) and the backplane tests
+# (server/tests/server/backplane.rs) need on a fresh machine:
+#   - Debian's `redis-server` (each backplane test starts its own on a free loopback port);
 #   - Debian's `chromium` (headless browser for EventSource and fetch-event-source) and `curl`;
 #   - the npm packages of server/tests/clients (playwright-core, eventsource,
 #     @microsoft/fetch-event-source), from its package-lock.json;
@@ -39,6 +41,15 @@ if [ ! -x /usr/bin/chromium ]; then
   say "installing chromium (Debian package)"
   if ! apt_install chromium fonts-dejavu-core || [ ! -x /usr/bin/chromium ]; then
     say "ERROR: could not install Chromium; the browser tests will fail"
+    problems=1
+  fi
+fi
+
+# Redis: the backplane tests and scripts/cluster.sh start their own `redis-server`.
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing redis-server (Debian package)"
+  if ! apt_install redis-server || ! command -v redis-server >/dev/null 2>&1; then
+    say "ERROR: could not install redis-server; the backplane tests will fail"
     problems=1
   fi
 fi

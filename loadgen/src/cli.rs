@@ -122,9 +122,10 @@ pub struct WatchArgs {
 /// Options shared by `fanout` and `scale`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench.
-    #[arg(long)]
-    pub url: String,
+    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench. Repeatable: subscribers
+    /// are spread round-robin over the URLs (the nodes of a cluster).
+    #[arg(long, required = true)]
+    pub url: Vec<String>,
     /// Publish URL (raw-body POST); default http://SAME-HOST/publish?topic=TOPIC-OF-URL.
     #[arg(long)]
     pub publish_url: Option<String>,
@@ -167,9 +168,10 @@ pub struct RunArgs {
     /// Idle time after all connections opened, before reading memory.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub settle: Duration,
-    /// Server process id: memory and CPU from /proc (children included).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process id: memory and CPU from /proc (children included). Repeatable: the
+    /// figures are summed over every pid given (the nodes of a cluster).
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
     /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
     /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
     #[arg(long)]
@@ -319,7 +321,8 @@ impl RunArgs {
     /// The fanout settings these options describe.
     pub fn settings(&self, connections: u64) -> FanoutSettings {
         FanoutSettings {
-            url: self.url.clone(),
+            url: self.url[0].clone(),
+            more_urls: self.url[1..].to_vec(),
             publish_url: self.publish_url.clone(),
             headers: self.headers.clone(),
             publish_headers: self.publish_headers.clone(),
@@ -335,7 +338,7 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             response_timeout: self.response_timeout,
             settle: self.settle,
-            server_pid: self.server_pid,
+            server_pids: self.server_pids.clone(),
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
             search_events: self.search_events,

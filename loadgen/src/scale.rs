@@ -57,10 +57,10 @@ fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
 
 /// Runs every step, printing the table to `out`.
 pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
-    let probe = match (s.base.server_pid, &s.base.metrics_url) {
-        (Some(pid), _) => ServerProbe::Pid(pid),
-        (None, Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
-        _ => ServerProbe::None,
+    let probe = match (s.base.server_pids.as_slice(), &s.base.metrics_url) {
+        ([], Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
+        ([], None) => ServerProbe::None,
+        (pids, _) => ServerProbe::Pids(pids.to_vec()),
     };
     let mut reports = Vec::new();
     for (i, &connections) in s.steps.iter().enumerate() {

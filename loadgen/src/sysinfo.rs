@@ -268,8 +268,9 @@ pub fn parse_metrics(text: &str) -> ProcessMetrics {
 /// Where the server's memory and CPU figures come from.
 #[derive(Debug, Clone)]
 pub enum ServerProbe {
-    /// `/proc/PID` of the server and its children.
-    Pid(u32),
+    /// `/proc/PID` of each server process and its children, summed (several nodes of a
+    /// cluster are one figure).
+    Pids(Vec<u32>),
     /// The server's Prometheus endpoint.
     Metrics(HttpUrl),
     /// Not measured.
@@ -280,7 +281,7 @@ impl ServerProbe {
     /// A short name for the report.
     pub fn source(&self) -> &'static str {
         match self {
-            ServerProbe::Pid(_) => "proc",
+            ServerProbe::Pids(_) => "proc",
             ServerProbe::Metrics(_) => "metrics",
             ServerProbe::None => "none",
         }
@@ -289,7 +290,7 @@ impl ServerProbe {
     /// The server's resident memory now.
     pub fn rss_bytes(&self) -> Option<u64> {
         match self {
-            ServerProbe::Pid(pid) => tree_rss_bytes(*pid),
+            ServerProbe::Pids(pids) => pids.iter().map(|&pid| tree_rss_bytes(pid)).sum(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.rss_bytes,
             ServerProbe::None => None,
         }
@@ -298,7 +299,7 @@ impl ServerProbe {
     /// The server's CPU seconds so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         match self {
-            ServerProbe::Pid(pid) => tree_cpu_seconds(*pid),
+            ServerProbe::Pids(pids) => pids.iter().map(|&pid| tree_cpu_seconds(pid)).sum(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.cpu_seconds,
             ServerProbe::None => None,
         }
@@ -308,6 +309,34 @@ impl ServerProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Several server pids are summed: memory and CPU of a cluster are one figure.
+    #[test]
+    fn sums_several_server_processes() {
+        let mut children: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .expect("spawn sleep")
+            })
+            .collect();
+        let pids: Vec<u32> = children.iter().map(|child| child.id()).collect();
+        let each: Vec<u64> = pids
+            .iter()
+            .map(|&pid| tree_rss_bytes(pid).unwrap())
+            .collect();
+        let probe = ServerProbe::Pids(pids.clone());
+        assert_eq!(probe.rss_bytes(), Some(each.iter().sum()));
+        assert!(probe.cpu_seconds().is_some());
+        // A process that is gone makes the figure unknown, not smaller.
+        let gone = ServerProbe::Pids(vec![pids[0], u32::MAX]);
+        assert_eq!(gone.rss_bytes(), None);
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 
     #[test]
     fn sockstat() {

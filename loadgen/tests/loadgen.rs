@@ -30,6 +30,35 @@ fn real_server_delivers_every_event_exactly_once() {
     assert!(r.deliveries_per_sec > 0.0);
 }
 
+/// `--url` repeatable: subscribers are spread round-robin over two nodes of a cluster that
+/// share a Redis; publishing to one node, every subscriber on both gets every event once.
+#[test]
+fn subscribers_spread_over_several_urls() {
+    let redis = Redis::start();
+    let nodes = [
+        RealServer::start_with_redis(Some(redis.url.clone())),
+        RealServer::start_with_redis(Some(redis.url.clone())),
+    ];
+    let mut settings = small_run(&nodes[0].url(), 40, 20);
+    settings.more_urls = vec![nodes[1].url()];
+    let run = run_fanout(&settings).unwrap();
+    let r = &run.report;
+    assert_eq!(r.connections_open, 40, "{r:#?}");
+    assert_eq!(r.deliveries, 800);
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0));
+    assert_eq!(r.url, format!("{} {}", nodes[0].url(), nodes[1].url()));
+    // Each node served half of the subscribers (they are gone now; each counted its accepts).
+    for node in &nodes {
+        let metrics = get_text(node.addr, "/metrics");
+        let accepted: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("sse_connections_accepted_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("sse_connections_accepted_total");
+        assert!(accepted >= 20.0, "{}: {accepted} accepted", node.addr);
+    }
+}
+
 /// The rate search runs bounded phases on the open connections and reports the last passing
 /// rate times the connections.
 #[test]
@@ -823,7 +852,7 @@ fn scale_then_report() {
     let json = dir.join("runs.jsonl");
     let mut base = small_run(&server.url(), 0, 10);
     base.label = "ours".into();
-    base.server_pid = Some(std::process::id());
+    base.server_pids = vec![std::process::id()];
     let settings = sse_loadgen::scale::ScaleSettings {
         base,
         steps: vec![10, 30],

@@ -84,6 +84,14 @@ pub struct Cli {
     /// (then 503 after --header-timeout); 0 disables backpressure.
     #[arg(long, env = "SSE_MAX_BACKLOG", default_value = "1s", value_parser = parse_duration)]
     pub max_backlog: Duration,
+    /// Join a cluster of servers sharing this Redis (Redis Streams backplane), e.g.
+    /// redis://127.0.0.1:6379/0. Without it, one process is the whole system.
+    #[arg(long, env = "SSE_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// Listen with SO_REUSEPORT, so several processes share one address (the kernel spreads
+    /// new connections over them).
+    #[arg(long, env = "SSE_REUSE_PORT")]
+    pub reuse_port: bool,
     /// Serve no console: `GET /` answers 404, and no figures are published on `$stats`.
     #[arg(long, env = "SSE_NO_CONSOLE", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_console: bool,
@@ -113,6 +121,8 @@ impl Cli {
             history_memory: self.history_memory,
             send_buffer: self.send_buffer,
             max_backlog: self.max_backlog,
+            redis: self.redis,
+            reuse_port: self.reuse_port,
             console: !self.no_console,
         }
     }
@@ -159,6 +169,9 @@ mod tests {
             "http://b",
             "--max-connections",
             "10k",
+            "--redis",
+            "redis://127.0.0.1:6379/0",
+            "--reuse-port",
         ])
         .unwrap();
         let config = cli.into_config();
@@ -167,6 +180,8 @@ mod tests {
         assert_eq!(config.cors_origins, ["http://a", "http://b"]);
         assert_eq!(config.max_connections, Some(10_000));
         assert_eq!(config.history, 1024);
+        assert_eq!(config.redis.as_deref(), Some("redis://127.0.0.1:6379/0"));
+        assert!(config.reuse_port);
         assert!(config.console, "the console is on unless --no-console");
         let cli = Cli::try_parse_from(["sse-server", "--no-console"]).unwrap();
         assert!(!cli.into_config().console);

@@ -48,6 +48,10 @@ pub struct Config {
     pub send_buffer: u64,
     /// While a loop's fan-out backlog is longer than this, publishes wait; 0 disables.
     pub max_backlog: Duration,
+    /// Redis URL of the backplane (`redis://host:port/db`); `None`: the in-process broker.
+    pub redis: Option<String>,
+    /// Listen with `SO_REUSEPORT`, so several processes can share the address.
+    pub reuse_port: bool,
     /// Serve the console at `/` and produce its figures on `$stats` (`--no-console`: neither).
     pub console: bool,
 }
@@ -75,6 +79,8 @@ impl Default for Config {
             history_memory: 256 << 20,
             send_buffer: 64 << 10,
             max_backlog: Duration::from_secs(1),
+            redis: None,
+            reuse_port: false,
             console: true,
         }
     }

@@ -13,8 +13,9 @@
 //! - [`access`]: who may publish and subscribe (tokens; `local`: publishing without a token
 //!   only directly from this host) and CORS, once a request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
-//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers) and the
-//!   in-process [`LocalBroker`]; where a Redis backplane fits.
+//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
+//!   in-process [`LocalBroker`], and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`:
+//!   publish script, feed reader, backfill).
 //! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
 //! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.
@@ -47,6 +48,6 @@ pub mod routes;
 pub mod server;
 pub mod sys;
 
-pub use broker::{Broker, LocalBroker};
+pub use broker::{Broker, LocalBroker, RedisBroker};
 pub use config::Config;
 pub use server::{Server, ServerError, ShutdownHandle};

@@ -5,7 +5,7 @@
 //! line per subscriber.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::feed::Feeds;
 use crate::sys;
@@ -47,6 +47,10 @@ pub struct Metrics {
     pub history_memory_budget: AtomicU64,
     /// When the server started, in microseconds since the Unix epoch.
     pub start_time_micros: AtomicU64,
+    /// Set while the backplane (`--redis`) cannot be reached; never set without one.
+    backplane_down: AtomicBool,
+    /// Times the backplane's feed connection was re-established.
+    backplane_reconnects: AtomicU64,
     rejected: [AtomicU64; REJECTED_STATUSES.len()],
 }
 
@@ -76,6 +80,21 @@ impl Metrics {
             .iter()
             .position(|&s| s == status)
             .map_or(0, |i| self.rejected[i].load(Relaxed))
+    }
+
+    /// Records whether the backplane is reachable (set by the broker).
+    pub fn set_backplane_up(&self, up: bool) {
+        self.backplane_down.store(!up, Relaxed);
+    }
+
+    /// True while the backplane is configured but unreachable (`/healthz` then answers 503).
+    pub fn backplane_down(&self) -> bool {
+        self.backplane_down.load(Relaxed)
+    }
+
+    /// Counts a reconnection to the backplane.
+    pub fn count_backplane_reconnect(&self) {
+        self.backplane_reconnects.fetch_add(1, Relaxed);
     }
 
     /// Adds a loop's counts and zeroes them.
@@ -159,6 +178,18 @@ impl Metrics {
             "counter",
             "Subscribers disconnected for falling more than max-pending behind.",
             self.slow_consumer_disconnects.load(Relaxed),
+        );
+        metric(
+            "sse_backplane_up",
+            "gauge",
+            "1 while publishing and delivery work (the --redis backplane is reachable, or none is used).",
+            u64::from(!self.backplane_down()),
+        );
+        metric(
+            "sse_backplane_reconnects_total",
+            "counter",
+            "Times the backplane's feed connection was re-established.",
+            self.backplane_reconnects.load(Relaxed),
         );
         metric(
             "sse_replay_gaps_total",
@@ -273,6 +304,8 @@ mod tests {
             "process_start_time_seconds ",
             "sse_history_memory_budget_bytes ",
             "sse_fanout_backlog_seconds ",
+            "sse_backplane_up 1",
+            "sse_backplane_reconnects_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

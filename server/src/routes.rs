@@ -131,6 +131,9 @@ impl Router {
             ("/", Method::Get | Method::Head) => {
                 Response::new(200, "text/html; charset=utf-8", console::PAGE)
             }
+            ("/healthz", Method::Get | Method::Head) if self.metrics.backplane_down() => {
+                Response::text(503, "backplane down: Redis unreachable")
+            }
             ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
             ("/metrics", Method::Get | Method::Head) => Response::new(
                 200,

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use mio::{Poll, Waker};
 
 use crate::access::Access;
-use crate::broker::{Broker, LocalBroker};
+use crate::broker::{Broker, LocalBroker, RedisBroker, RedisSetupError};
 use crate::config::Config;
 use crate::event_loop::{EventLoop, FEED};
 use crate::feed::{Feeds, LoopFeed};
@@ -36,6 +36,9 @@ pub enum ServerError {
     /// Creating the event loops failed.
     #[error("cannot start the event loops: {0}")]
     Setup(#[source] io::Error),
+    /// The backplane could not be set up (`--redis`).
+    #[error(transparent)]
+    Backplane(#[from] RedisSetupError),
     /// An event loop failed.
     #[error("event loop failed: {0}")]
     Loop(#[source] io::Error),
@@ -73,9 +76,12 @@ impl ShutdownHandle {
 
 impl Server {
     /// Binds the listening socket and prepares the event loops (nothing runs until `run`),
-    /// with the in-process broker.
+    /// with the Redis backplane when `config.redis` names one, else the in-process broker.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
-        let broker = Arc::new(LocalBroker::new(config.max_topics, config.topic_ttl));
+        let broker: Arc<dyn Broker> = match &config.redis {
+            Some(url) => Arc::new(RedisBroker::new(url, &config)?),
+            None => Arc::new(LocalBroker::new(config.max_topics, config.topic_ttl)),
+        };
         Server::bind_with_broker(config, broker)
     }
 
@@ -95,13 +101,12 @@ impl Server {
             .max_connections
             .map_or(fd_limit.saturating_sub(RESERVED_FDS).max(1), |n| n as u64);
         let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+            sys::listen(config.listen, config.reuse_port).map_err(|source| ServerError::Bind {
                 addr: config.listen,
                 source,
             })?;
         let setup = |e| ServerError::Setup(e);
         listener.set_nonblocking(true).map_err(setup)?;
-        sys::set_backlog(&listener, 4096).map_err(setup)?;
         let local_addr = listener.local_addr().map_err(setup)?;
 
         // One descriptor held back to answer 503 when the process runs out of them.
@@ -179,13 +184,25 @@ impl Server {
     /// The one-line start-up summary: address, threads, fd limit, max connections, publishing.
     pub fn startup_line(&self) -> String {
         format!(
-            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {} history_memory={}",
+            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {} history_memory={}{}{}",
             self.local_addr,
             self.threads,
             self.fd_limit,
             self.max_connections,
             Access::new(&self.config).publish_policy(),
-            format_size(self.config.history_memory)
+            format_size(self.config.history_memory),
+            if self.config.reuse_port {
+                " reuse_port"
+            } else {
+                ""
+            },
+            self.config
+                .redis
+                .as_deref()
+                .map_or(String::new(), |url| format!(
+                    " backplane={}",
+                    redact_url(url)
+                ))
         )
     }
 
@@ -251,6 +268,16 @@ impl Server {
     }
 }
 
+/// A URL with any password hidden: `redis://:secret@host` becomes `redis://***@host`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// `256MiB`, `64KiB`, `1000B`: the largest binary unit that divides the size.
 fn format_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
@@ -264,6 +291,18 @@ fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Passwords in a `--redis` URL never reach the start-up line.
+    #[test]
+    fn redacts_urls() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("redis://:pw@host:1/0", "redis://***@host:1/0"),
+            ("redis://user:p@ss@host", "redis://***@host"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
 
     #[test]
     fn formats_sizes() {

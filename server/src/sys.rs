@@ -63,6 +63,22 @@ pub fn set_send_buffer(socket: &impl AsRawFd, bytes: u64) -> io::Result<()> {
     set_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes)
 }
 
+/// A listening socket on `addr` with a 4096-connection backlog (std's default is small for a
+/// connection storm), `SO_REUSEADDR` as std sets it, and with `reuse_port` also `SO_REUSEPORT`,
+/// so several processes may listen on one address and the kernel spreads connections over them.
+/// std's `TcpListener::bind` cannot set an option before `bind`, hence `socket2`.
+pub fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
 /// Sets the listen backlog (std's default is small for a connection storm).
 pub fn set_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
     // SAFETY: listen on an fd we own; calling it again on a listening socket updates the backlog.

@@ -13,6 +13,8 @@
 //! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
 //!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
+//!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
 //!   only while watched.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
@@ -25,6 +27,8 @@ mod util;
 
 #[path = "server/access.rs"]
 mod access;
+#[path = "server/backplane.rs"]
+mod backplane;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
 #[path = "server/console.rs"]

@@ -13,7 +13,7 @@ use super::settings::{
 use crate::error::{Error, Result};
 use crate::publisher::PublishTarget;
 use crate::stats::{ErrorCounts, count_error};
-use crate::subscriber::{ProgressSnapshot, SubscriberTarget, unix_now_ns};
+use crate::subscriber::{ProgressSnapshot, SubscribeServer, SubscriberTarget, unix_now_ns};
 use crate::sysinfo::{self, ServerProbe};
 use crate::url::HttpUrl;
 
@@ -29,17 +29,24 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     let cpu_start = sysinfo::self_cpu_seconds();
     let url = HttpUrl::parse(&settings.url)?;
     let publish_url = publish_url_for(settings, &url)?;
-    let addr = url.resolve()?;
+    let mut servers = Vec::with_capacity(1 + settings.more_urls.len());
+    for text in std::iter::once(&settings.url).chain(&settings.more_urls) {
+        let url = HttpUrl::parse(text)?;
+        let addr = url.resolve()?;
+        preflight(addr, "subscribe server")?;
+        servers.push(SubscribeServer {
+            addr,
+            request: subscribe_request(&url, &settings.headers, "GET", None, None),
+        });
+    }
     let publish_addr = publish_url.resolve()?;
-    preflight(addr, "subscribe server")?;
     preflight(publish_addr, "publish server")?;
     let probe = server_probe(settings)?;
     let (fd_limit, _) = sysinfo::raise_fd_limit();
     let processes = process_count(settings, fd_limit);
     let run_id = random_run_id();
     let target = SubscriberTarget {
-        addr,
-        request: subscribe_request(&url, &settings.headers, "GET", None, None),
+        servers,
         source_ips: settings.source_ips.clone(),
         response_timeout_ms: settings.response_timeout.as_millis() as u64,
         run_id,
@@ -93,7 +100,11 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     }
     let measured = Measurements {
         started_unix_s,
-        url: url.to_string(),
+        // Several nodes: every subscribe URL, space-separated.
+        url: std::iter::once(url.to_string())
+            .chain(settings.more_urls.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
         publish_url: publish_url.to_string(),
         processes,
         fd_limit,
@@ -125,24 +136,29 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
 /// Where server memory and CPU are read from: `--server-pid` (which must exist), else
 /// `--metrics-url`, else nowhere.
 fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
-    Ok(match (settings.server_pid, &settings.metrics_url) {
-        (Some(pid), _) => {
-            if sysinfo::tree_rss_bytes(pid).is_none() {
-                return Err(Error::Config(format!(
-                    "--server-pid {pid}: no such process"
-                )));
+    Ok(
+        match (settings.server_pids.as_slice(), &settings.metrics_url) {
+            ([], None) => ServerProbe::None,
+            ([], Some(m)) => {
+                let url = HttpUrl::parse(m)?;
+                if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+                    eprintln!("sse-loadgen: warning: {warning}");
+                }
+                ServerProbe::Metrics(url)
             }
-            ServerProbe::Pid(pid)
-        }
-        (None, Some(m)) => {
-            let url = HttpUrl::parse(m)?;
-            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
-                eprintln!("sse-loadgen: warning: {warning}");
+            (pids, _) => {
+                if let Some(pid) = pids
+                    .iter()
+                    .find(|&&pid| sysinfo::tree_rss_bytes(pid).is_none())
+                {
+                    return Err(Error::Config(format!(
+                        "--server-pid {pid}: no such process"
+                    )));
+                }
+                ServerProbe::Pids(pids.to_vec())
             }
-            ServerProbe::Metrics(url)
-        }
-        (None, None) => ServerProbe::None,
-    })
+        },
+    )
 }
 
 /// How many processes hold the subscribers: `--processes`, or as many as the open-file limit

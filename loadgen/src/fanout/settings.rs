@@ -16,6 +16,9 @@ use crate::url::HttpUrl;
 pub struct FanoutSettings {
     /// The subscribe URL.
     pub url: String,
+    /// Further subscribe URLs (other nodes of a cluster): subscribers are spread round-robin
+    /// over `url` and these.
+    pub more_urls: Vec<String>,
     /// The publish URL (default: `/publish?topic=T` on the same server, `T` from `url`).
     pub publish_url: Option<String>,
     /// Extra headers of subscribe requests.
@@ -49,8 +52,8 @@ pub struct FanoutSettings {
     /// Idle time after the ramp before the "after" memory readings.
     #[serde(with = "secs")]
     pub settle: Duration,
-    /// The server's pid, for /proc readings.
-    pub server_pid: Option<u32>,
+    /// The server's pids, for /proc readings (summed over them and their children).
+    pub server_pids: Vec<u32>,
     /// The server's Prometheus endpoint.
     pub metrics_url: Option<String>,
     /// Run the rate search after the main phase.
@@ -93,6 +96,7 @@ impl Default for FanoutSettings {
     fn default() -> Self {
         FanoutSettings {
             url: String::new(),
+            more_urls: Vec::new(),
             publish_url: None,
             headers: Vec::new(),
             publish_headers: Vec::new(),
@@ -108,7 +112,7 @@ impl Default for FanoutSettings {
             drain_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(1),
-            server_pid: None,
+            server_pids: Vec::new(),
             metrics_url: None,
             rate_search: false,
             search_events: 20,

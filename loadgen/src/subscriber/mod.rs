@@ -36,19 +36,34 @@ pub use event_loop::SubscriberLoop;
 /// The token of the waker that signals a command.
 pub const WAKER: Token = Token(usize::MAX);
 
-/// What every subscriber connects to and how.
+/// One server subscribers connect to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscriberTarget {
+pub struct SubscribeServer {
     /// The server's address.
     pub addr: SocketAddr,
     /// The complete request, sent once per connection.
     pub request: String,
+}
+
+/// What every subscriber connects to and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriberTarget {
+    /// The servers (at least one); subscriber `n` (global index) connects to server
+    /// `n % servers.len()`.
+    pub servers: Vec<SubscribeServer>,
     /// Local addresses to bind, used in turn; empty: let the kernel choose.
     pub source_ips: Vec<IpAddr>,
     /// Time allowed from connect to a complete response head, ms.
     pub response_timeout_ms: u64,
     /// The run id in the payloads that count.
     pub run_id: u64,
+}
+
+impl SubscriberTarget {
+    /// The server of the subscriber with global index `n`.
+    pub fn server(&self, n: usize) -> &SubscribeServer {
+        &self.servers[n % self.servers.len()]
+    }
 }
 
 /// The share of a group's connections one thread opens.

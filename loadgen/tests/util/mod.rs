@@ -284,11 +284,17 @@ pub struct RealServer {
 impl RealServer {
     /// Starts the server with two event loops and no demo source.
     pub fn start() -> RealServer {
+        RealServer::start_with_redis(None)
+    }
+
+    /// Like [`RealServer::start`], a node of the cluster sharing the Redis at `redis` if given.
+    pub fn start_with_redis(redis: Option<String>) -> RealServer {
         let server = sse_server::Server::bind(sse_server::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             demo_interval: Duration::ZERO,
             threads: 2,
             drain: Duration::from_millis(100),
+            redis,
             ..sse_server::Config::default()
         })
         .expect("sse-server binds");
@@ -316,6 +322,76 @@ impl Drop for RealServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A `redis-server` on a free loopback port without persistence, killed and reaped on drop
+/// (install it with `scripts/setup-test-deps.sh`).
+pub struct Redis {
+    /// Its `redis://` URL.
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Redis {
+    /// Starts it and waits until it answers `PING`.
+    pub fn start() -> Redis {
+        // Redis cannot be asked for port 0: take a free port from the OS and hand it over.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server not found: run scripts/setup-test-deps.sh");
+        let redis = Redis {
+            url: format!("redis://127.0.0.1:{port}/0"),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+                stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+                stream.write_all(b"PING\r\n")?;
+                let mut reply = [0u8; 7];
+                stream.read_exact(&mut reply)?;
+                Ok(reply)
+            });
+            if matches!(answer, Ok(reply) if &reply == b"+PONG\r\n") {
+                return redis;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of `GET path` from the server at `addr` (HTTP/1.0, read to the end).
+pub fn get_text(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    match response.split_once("\r\n\r\n") {
+        Some((_, body)) => body.to_owned(),
+        None => response,
     }
 }
 

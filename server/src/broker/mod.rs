@@ -9,12 +9,14 @@
 //! take only ids above the last one they have, so late deliveries never cause a duplicate.
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 pub use local::{IdClock, LocalBroker};
+pub use redis::{FEED_LENGTH, MAX_PUBLISH_WAIT, RedisBroker, RedisSetupError};
 
 use crate::event::{EncodedEvent, EventError, EventId, is_valid_name};
 use crate::feed::{Feeds, Ticket};
@@ -197,6 +199,14 @@ pub trait Broker: Send + Sync {
     /// The newest id acknowledged to a publisher so far (0 before the first). A subscriber that
     /// connects without `Last-Event-ID` takes only events newer than this.
     fn newest_id(&self) -> EventId;
+
+    /// Ids up to this one may belong to events the loops were never given (from before the
+    /// server started): a loop created now flags replay from before it as a gap. A broker that
+    /// hands the loops earlier events at start (a backplane's backfill) answers the id before
+    /// the oldest of them.
+    fn known_from(&self) -> EventId {
+        self.newest_id()
+    }
 }
 
 impl dyn Broker {

@@ -132,7 +132,7 @@ impl EventLoop {
             accept_paused: false,
             accept_warning: RateLimited::default(),
             connections: Slab::new(),
-            topics: Topics::new(retention, broker.newest_id()),
+            topics: Topics::new(retention, broker.known_from()),
             router,
             broker,
             feed,

@@ -8,11 +8,14 @@
 //! - [`SseStream`]: an open event stream, read block by block ([`SseEvent`]).
 //! - [`wait_until`], [`deadline`]: every wait has a deadline; no test sleeps for a result.
 //! - [`metrics`], [`publish`], [`form`]: small conveniences over the HTTP API.
+//! - [`redis::RedisServer`]: a real `redis-server` on a free loopback port, for the backplane.
 //!
 //! Every read has a deadline ([`TIMEOUT`] unless a test says otherwise), so a broken server
 //! makes a test fail, never hang.
 
 #![allow(dead_code)]
+
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
