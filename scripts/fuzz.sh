@@ -54,7 +54,16 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir="$root/fuzz/target/$triple/release"
 
 if ((record)); then
-    out="$root/bench-results/$(date +%F)-$(hostname)-fuzz"
+    # The commit measured is the one the run starts from; each run gets a folder of its own.
+    commit=$(git -C "$root" rev-parse HEAD)
+    dirty=$(git -C "$root" status --porcelain --untracked-files=no | wc -l)
+    base="$root/bench-results/$(date +%F)-$(hostname)-fuzz"
+    out=$base
+    n=2
+    while [[ -e $out ]]; do
+        out="$base-$n"
+        n=$((n + 1))
+    done
     mkdir -p "$out"
     logs=$out
 else
@@ -109,8 +118,6 @@ for target in $targets; do
 done
 
 if ((record)); then
-    commit=$(git -C "$root" rev-parse HEAD)
-    dirty=$(git -C "$root" status --porcelain --untracked-files=no | wc -l)
     {
         echo "# Fuzz run $(date -u +'%F %H:%M UTC') on $(hostname)"
         echo
