@@ -2,8 +2,8 @@
 # Installs what the real-client tests (server/tests/clients.rs) need on a fresh machine:
 #   - Debian's `chromium` (headless browser for EventSource and fetch-event-source) and `curl`;
 #   - the npm packages of server/tests/clients (playwright-core, eventsource,
-#     @microsoft/fetch-event-source), from its package-lock.json;
-#   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse) into
+#     @microsoft/fetch-event-source, jose), from its package-lock.json;
+#   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse, PyJWT) into
 #     server/tests/clients/.venv.
 # Each step is skipped when already done, so running it before every test run costs little.
 # Something that cannot be installed is reported plainly; the tests that need it then fail and say
@@ -48,6 +48,12 @@ if ! command -v curl >/dev/null 2>&1; then
   apt_install curl ca-certificates || { say "ERROR: could not install curl"; problems=1; }
 fi
 
+# openssl makes the key pairs of the JWT tests (and the proxy test's certificate).
+if ! command -v openssl >/dev/null 2>&1; then
+  say "installing openssl"
+  apt_install openssl || { say "ERROR: could not install openssl"; problems=1; }
+fi
+
 # Node packages, exactly as locked. The stamp holds the lock file's hash, so `npm ci` runs only
 # when the lock file changed or node_modules is missing.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -72,7 +78,7 @@ venv="$clients/.venv"
 req_hash=$(sha256sum "$clients/requirements.txt" | cut -d' ' -f1)
 pystamp="$venv/.setup-test-deps-stamp"
 if [ "$(cat "$pystamp" 2>/dev/null || true)" != "$req_hash" ]; then
-  say "creating $venv (httpx, httpx-sse)"
+  say "creating $venv (httpx, httpx-sse, PyJWT)"
   python=$(command -v python3 || true)
   if [ -z "$python" ]; then
     say "ERROR: python3 is needed for the httpx-sse test"

@@ -58,4 +58,7 @@ pub struct Stream {
     pub last_write_ms: u32,
     /// The socket refused bytes; wait for a writable event before writing again.
     pub blocked: bool,
+    /// Loop time (ms, not wrapping) at which the stream is closed because its token expires;
+    /// `u64::MAX`: never.
+    pub closes_at_ms: u64,
 }

@@ -11,6 +11,8 @@
 //! - `protocol`: keep-alive, pipelining, HTTP/1.0, chunked and `Expect` publishes, and every
 //!   refused request with its status.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `jwt`: JSON Web Tokens per topic, made by PyJWT and `jose`: every `401` and `403`, the
+//!   leeway, static tokens beside JWT, the key file, streams closed at expiry.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
@@ -23,6 +25,8 @@ mod util;
 mod access;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
+#[path = "server/jwt.rs"]
+mod jwt;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]
