@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the real-client tests (server/tests/clients.rs) need on a fresh machine:
-#   - Debian's `chromium` (headless browser for EventSource and fetch-event-source) and `curl`;
+#   - Debian's `chromium` (headless browser for EventSource and fetch-event-source), `curl`,
+#     `nginx` (the TLS + HTTP/2 proxy test) and `openssl` (test keys and certificates);
 #   - the npm packages of server/tests/clients (playwright-core, eventsource,
 #     @microsoft/fetch-event-source, jose), from its package-lock.json;
 #   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse, PyJWT) into
@@ -46,6 +47,14 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   say "installing curl"
   apt_install curl ca-certificates || { say "ERROR: could not install curl"; problems=1; }
+fi
+
+# nginx (Debian's package, with the http_v2 and ssl modules) for the proxy test
+# (server/tests/proxy.rs). Only the binary is used: the test runs its own instance with its own
+# configuration and ports; the package's default site is not started here.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  say "installing nginx (Debian package)"
+  apt_install nginx || { say "ERROR: could not install nginx; the proxy test will fail"; problems=1; }
 fi
 
 # openssl makes the key pairs of the JWT tests (and the proxy test's certificate).
