@@ -57,6 +57,13 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx || { say "ERROR: could not install nginx; the proxy test will fail"; problems=1; }
 fi
 
+# systemd-analyze checks the unit file (server/tests/deploy.rs); only the tool is used, no
+# service is started.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  say "installing systemd (for systemd-analyze)"
+  apt_install systemd || { say "ERROR: could not install systemd; the unit check will fail"; problems=1; }
+fi
+
 # openssl makes the key pairs of the JWT tests (and the proxy test's certificate).
 if ! command -v openssl >/dev/null 2>&1; then
   say "installing openssl"

@@ -1,0 +1,170 @@
+//! The files under `server/deploy/` checked against the real thing: the systemd unit with
+//! `systemd-analyze`, the sysctl file against this machine's kernel. (The nginx configuration
+//! has its own test, `tests/proxy.rs`.)
+//!
+//! What they need (`systemd-analyze`) is installed by `./scripts/setup-test-deps.sh`; a missing
+//! tool fails the test and says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn deploy_file(name: &str) -> PathBuf {
+    manifest_dir().join("deploy").join(name)
+}
+
+/// The value of `key=` in the unit's `[Service]` lines (the last one, as systemd takes it).
+fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .filter_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+}
+
+/// The settings of the sysctl file, key to value, comments left out.
+fn sysctl_settings() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(deploy_file("sysctl/sse-server.conf")).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line.split_once('=').expect("key = value");
+            (key.trim().to_owned(), value.trim().to_owned())
+        })
+        .collect()
+}
+
+fn numbers(value: &str) -> Vec<u64> {
+    value
+        .split_whitespace()
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("not a number in {value:?}"))
+        })
+        .collect()
+}
+
+/// `server/deploy/systemd/sse-server.service` passes `systemd-analyze verify` (no warning about
+/// it either: a misspelled option is only a warning) and `systemd-analyze security` rates its
+/// exposure 2.0 or lower; its fd limit fits under the sysctl file's `fs.nr_open`, and systemd
+/// waits longer than the drain before it kills. `ExecStart` is pointed at the binary under test,
+/// since `verify` checks that it exists.
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(deploy_file("systemd/sse-server.service")).unwrap();
+    let analyze = Command::new("systemd-analyze").arg("--version").output();
+    assert!(
+        analyze.is_ok_and(|output| output.status.success()),
+        "systemd-analyze not found; run ./scripts/setup-test-deps.sh (Debian package systemd)"
+    );
+    let dir = std::env::temp_dir().join(format!("sse-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sse-server.service");
+    let under_test = unit.replace(
+        "ExecStart=/usr/local/bin/sse-server",
+        &format!("ExecStart={}", env!("CARGO_BIN_EXE_sse-server")),
+    );
+    assert_ne!(
+        under_test, unit,
+        "the unit's ExecStart changed; update this test"
+    );
+    std::fs::write(&path, under_test).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "systemd-analyze verify: {stderr}");
+    let about_ours: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("sse-server.service"))
+        .collect();
+    assert!(
+        about_ours.is_empty(),
+        "systemd-analyze verify: {about_ours:?}"
+    );
+    let report = String::from_utf8_lossy(&security.stdout);
+    assert!(
+        security.status.success(),
+        "exposure above 2.0:\n{}",
+        report
+            .lines()
+            .filter(|l| l.contains('✗'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    let limit: u64 = unit_value(&unit, "LimitNOFILE").unwrap().parse().unwrap();
+    assert_eq!(limit, 1 << 20);
+    let nr_open = numbers(&sysctl_settings()["fs.nr_open"])[0];
+    assert!(
+        limit <= nr_open,
+        "LimitNOFILE {limit} over fs.nr_open {nr_open}"
+    );
+    let stop: u64 = unit_value(&unit, "TimeoutStopSec")
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    let drain = unit
+        .lines()
+        .filter_map(|line| line.strip_prefix("Environment=SSE_DRAIN="))
+        .next_back()
+        .expect("SSE_DRAIN in the unit");
+    let drain: u64 = drain.trim_end_matches('s').parse().unwrap();
+    assert!(
+        stop > drain,
+        "TimeoutStopSec {stop}s not above the drain {drain}s"
+    );
+    assert_eq!(unit_value(&unit, "KillSignal"), Some("SIGTERM"));
+}
+
+/// Every key of `server/deploy/sysctl/sse-server.conf` is a setting this kernel has (under
+/// `/proc/sys`), with as many numbers as the kernel's value, and the values hang together:
+/// `file-max` above `nr_open`, thresholds and buffer sizes ascending, a port range that leaves
+/// the privileged ports alone. (The file is not applied: the machine is shared.)
+#[test]
+fn sysctl_file_names_real_settings() {
+    let settings = sysctl_settings();
+    for key in [
+        "fs.file-max",
+        "fs.nr_open",
+        "net.core.somaxconn",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_mem",
+        "net.ipv4.tcp_rmem",
+        "net.ipv4.tcp_wmem",
+    ] {
+        assert!(settings.contains_key(key), "{key} missing");
+    }
+    for (key, value) in &settings {
+        let proc_path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let current = std::fs::read_to_string(&proc_path)
+            .unwrap_or_else(|e| panic!("{key}: no {} ({e})", proc_path.display()));
+        assert_eq!(
+            numbers(value).len(),
+            numbers(&current).len(),
+            "{key} = {value}: the kernel's value is {current:?}"
+        );
+    }
+    let one = |key: &str| numbers(&settings[key])[0];
+    assert!(one("fs.file-max") > one("fs.nr_open"));
+    assert!(one("fs.nr_open") >= 1 << 20);
+    assert!(one("net.core.somaxconn") >= 4096);
+    let ports = numbers(&settings["net.ipv4.ip_local_port_range"]);
+    assert!(1024 <= ports[0] && ports[0] < ports[1] && ports[1] <= 65535);
+    for key in ["net.ipv4.tcp_mem", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] {
+        let values = numbers(&settings[key]);
+        assert!(values.is_sorted(), "{key} not ascending: {values:?}");
+    }
+}
