@@ -1,13 +1,19 @@
-//! The files under `server/deploy/` checked against the real thing: the systemd unit with
-//! `systemd-analyze`, the sysctl file against this machine's kernel. (The nginx configuration
-//! has its own test, `tests/proxy.rs`.)
+//! The files under `server/deploy/` checked against the real thing: the OpenAPI document
+//! against running servers, the systemd unit with `systemd-analyze`, the sysctl file against
+//! this machine's kernel. (The nginx configuration has its own test, `tests/proxy.rs`.)
 //!
-//! What they need (`systemd-analyze`) is installed by `./scripts/setup-test-deps.sh`; a missing
-//! tool fails the test and says so.
+//! What they need (the Python venv with PyJWT, PyYAML and openapi-spec-validator;
+//! `systemd-analyze`) is installed by `./scripts/setup-test-deps.sh`; a missing tool fails the
+//! test and says so.
+
+#[path = "util/mod.rs"]
+mod util;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use util::ServerProcess;
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,6 +21,59 @@ fn manifest_dir() -> &'static Path {
 
 fn deploy_file(name: &str) -> PathBuf {
     manifest_dir().join("deploy").join(name)
+}
+
+/// Every path the router answers (`routes.rs`): the document must describe exactly these.
+const ROUTES: &str = "/ /events /healthz /metrics /publish";
+
+/// `server/deploy/openapi.yaml` is valid OpenAPI 3.1, describes exactly the server's paths, and
+/// every status it lists for every operation (and for any request) is what the real server
+/// answers to the request its `x-tests` give, with the required headers and media type.
+#[test]
+fn openapi_document_matches_the_server() {
+    let secret = "openapi-check-secret-of-32-bytes";
+    let main = ServerProcess::spawn(&[
+        "--publish-token",
+        "pub-token",
+        "--subscribe-token",
+        "sub-token",
+        "--jwt-secret",
+        secret,
+        "--jwt-cookie",
+        "sse_token",
+        "--max-body",
+        "1KiB",
+        "--header-timeout",
+        "1s",
+    ]);
+    let limited = ServerProcess::spawn(&["--max-connections", "1", "--max-topics", "1"]);
+    let config = format!(
+        r#"{{"openapi": "{}", "servers": {{"main": "{}", "limited": "{}"}},
+            "publish_token": "pub-token", "subscribe_token": "sub-token", "jwt_secret": "{secret}"}}"#,
+        deploy_file("openapi.yaml").display(),
+        main.addr,
+        limited.addr
+    );
+    let clients = manifest_dir().join("tests/clients");
+    let output = Command::new(clients.join(".venv/bin/python"))
+        .arg(clients.join("check_openapi.py"))
+        .arg(&config)
+        .output()
+        .expect("run the venv's python; run ./scripts/setup-test-deps.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let paths = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("PATHS "))
+        .expect("PATHS line");
+    assert_eq!(paths, ROUTES, "the document's paths are not the server's");
+    let checked = stdout
+        .lines()
+        .filter(|line| line.starts_with("OK "))
+        .count();
+    assert!(checked >= 30, "only {checked} checks ran:\n{stdout}");
+    assert!(!stdout.contains("SKIP"), "{stdout}");
 }
 
 /// The value of `key=` in the unit's `[Service]` lines (the last one, as systemd takes it).
