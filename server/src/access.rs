@@ -170,7 +170,8 @@ impl Access {
         })
     }
 
-    /// Whether the token for `permission` must be looked for in the query string.
+    /// Whether a subscriber's token may come in the query string, so the router must parse it
+    /// before authorizing a `POST /events`.
     pub fn reads_query_token(&self) -> bool {
         self.jwt.is_some() || self.subscribe_token.is_some()
     }
