@@ -120,6 +120,8 @@ run_step() {
     warn "$label at $n connections failed (loadgen.log)"
 }
 
+# The machine may be shared: say how loaded it was, since latency depends on it.
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 IFS=, read -ra step_list <<<"$steps"
 for step in "${step_list[@]}"; do
   n="$(parse_count "$step")"
@@ -141,7 +143,7 @@ jq -s -r '
   "| run | connections | open | memory B/conn (measured tree) | kernel B/conn (system) | p50 µs | p99 µs | max µs | lost | dup |",
   "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |",
   (sort_by(.connections, .label)[] |
-    "| \(.label) | \(.connections) | \(.connections_open) | \(.server_rss_per_conn_bytes // "n/a") | \(.kernel_sock_mem_per_conn_bytes // "n/a") | \(.latency_p50_us) | \(.latency_p99_us) | \(.latency_max_us) | \(.lost) | \(.duplicated) |")
+    "| \(.label) | \(.connections) | \(.connections_open) | \(.server_rss_per_conn_bytes // null | if . == null then "n/a" else round end) | \(.kernel_sock_mem_per_conn_bytes // null | if . == null then "n/a" else round end) | \(.latency_p50_us) | \(.latency_p99_us) | \(.latency_max_us) | \(.lost) | \(.duplicated) |")
 ' "$json" >"$out/proxy.md"
 {
   echo "# Proxy cost: sse-server direct and through nginx, $(date -u +%Y-%m-%d)"
@@ -172,7 +174,9 @@ write_environment "$out/README.md"
 {
   echo "| nginx | $("$nginx_bin" -v 2>&1) |"
   echo
-  echo "The load generator, nginx and the server share the machine's cores."
+  echo "The load generator, nginx and the server share the machine's cores. Load average (1, 5, 15 min)"
+  echo "before the first step: $load_before; after the last: $(cut -d' ' -f1-3 /proc/loadavg). Other jobs on"
+  echo "the machine add to the latency figures; the memory figures do not depend on them."
   echo
   echo "Raw data: [results.jsonl](results.jsonl); logs: loadgen.log, server.log, nginx.log; the loadgen's report: [summary.md](summary.md)."
 } >>"$out/README.md"
