@@ -5,7 +5,7 @@
 #   - the npm packages of server/tests/clients (playwright-core, eventsource,
 #     @microsoft/fetch-event-source, jose), from its package-lock.json;
 #   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse, PyJWT,
-#     PyYAML, openapi-spec-validator) into
+#     PyYAML, openapi-spec-validator, schemathesis) into
 #     server/tests/clients/.venv.
 # Each step is skipped when already done, so running it before every test run costs little.
 # Something that cannot be installed is reported plainly; the tests that need it then fail and say
@@ -95,7 +95,7 @@ venv="$clients/.venv"
 req_hash=$(sha256sum "$clients/requirements.txt" | cut -d' ' -f1)
 pystamp="$venv/.setup-test-deps-stamp"
 if [ "$(cat "$pystamp" 2>/dev/null || true)" != "$req_hash" ]; then
-  say "creating $venv (httpx, httpx-sse, PyJWT, openapi-spec-validator)"
+  say "creating $venv (httpx, httpx-sse, PyJWT, openapi-spec-validator, schemathesis)"
   python=$(command -v python3 || true)
   if [ -z "$python" ]; then
     say "ERROR: python3 is needed for the httpx-sse test"
