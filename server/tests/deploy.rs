@@ -88,7 +88,12 @@ fn openapi_document_matches_the_server() {
 fn schemathesis_finds_no_undocumented_answer() {
     let server = ServerProcess::spawn(&["--publish-token", "fuzz-token"]);
     let venv = manifest_dir().join("tests/clients/.venv/bin");
+    // schemathesis keeps a cache of failures in `.schemathesis/` under its working directory:
+    // one of its own, removed afterwards, so nothing lands in the source tree.
+    let work = std::env::temp_dir().join(format!("sse-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
     let output = Command::new(venv.join("schemathesis"))
+        .current_dir(&work)
         .arg("run")
         .arg(deploy_file("openapi.yaml"))
         .arg("--url")
@@ -111,6 +116,7 @@ fn schemathesis_finds_no_undocumented_answer() {
         .env("NO_COLOR", "1")
         .output()
         .expect("run schemathesis; run ./scripts/setup-test-deps.sh");
+    let _ = std::fs::remove_dir_all(&work);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
