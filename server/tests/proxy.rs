@@ -291,7 +291,12 @@ impl Script {
 
 impl Drop for Script {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        // A script that printed DONE is closing its browser and removing its profile: let it
+        // finish, and kill it only if it does not.
+        let exited = util::wait_until(Duration::from_secs(15), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        if !exited {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
