@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the real-client tests (server/tests/clients.rs) and the backplane tests
-# (server/tests/server/backplane.rs) need on a fresh machine:
+# Installs what the real-client tests (server/tests/clients.rs), the backplane tests
+# (server/tests/server/backplane.rs) and the proxy test need on a fresh machine:
 #   - Debian's `redis-server` (each backplane test starts its own on a free loopback port);
-#   - Debian's `chromium` (headless browser for EventSource and fetch-event-source) and `curl`;
+#   - Debian's `chromium` (headless browser for EventSource and fetch-event-source), `curl`,
+#     `nginx` (the TLS + HTTP/2 proxy test) and `openssl` (test keys and certificates);
 #   - the npm packages of server/tests/clients (playwright-core, eventsource,
-#     @microsoft/fetch-event-source), from its package-lock.json;
-#   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse) into
+#     @microsoft/fetch-event-source, jose), from its package-lock.json;
+#   - the Python packages of server/tests/clients/requirements.txt (httpx, httpx-sse, PyJWT,
+#     PyYAML, openapi-spec-validator, schemathesis) into
 #     server/tests/clients/.venv.
 # Each step is skipped when already done, so running it before every test run costs little.
 # Something that cannot be installed is reported plainly; the tests that need it then fail and say
@@ -59,6 +61,27 @@ if ! command -v curl >/dev/null 2>&1; then
   apt_install curl ca-certificates || { say "ERROR: could not install curl"; problems=1; }
 fi
 
+# nginx (Debian's package, with the http_v2 and ssl modules) for the proxy test
+# (server/tests/proxy.rs). Only the binary is used: the test runs its own instance with its own
+# configuration and ports; the package's default site is not started here.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  say "installing nginx (Debian package)"
+  apt_install nginx || { say "ERROR: could not install nginx; the proxy test will fail"; problems=1; }
+fi
+
+# systemd-analyze checks the unit file (server/tests/deploy.rs); only the tool is used, no
+# service is started.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  say "installing systemd (for systemd-analyze)"
+  apt_install systemd || { say "ERROR: could not install systemd; the unit check will fail"; problems=1; }
+fi
+
+# openssl makes the key pairs of the JWT tests (and the proxy test's certificate).
+if ! command -v openssl >/dev/null 2>&1; then
+  say "installing openssl"
+  apt_install openssl || { say "ERROR: could not install openssl"; problems=1; }
+fi
+
 # Node packages, exactly as locked. The stamp holds the lock file's hash, so `npm ci` runs only
 # when the lock file changed or node_modules is missing.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -83,7 +106,7 @@ venv="$clients/.venv"
 req_hash=$(sha256sum "$clients/requirements.txt" | cut -d' ' -f1)
 pystamp="$venv/.setup-test-deps-stamp"
 if [ "$(cat "$pystamp" 2>/dev/null || true)" != "$req_hash" ]; then
-  say "creating $venv (httpx, httpx-sse)"
+  say "creating $venv (httpx, httpx-sse, PyJWT, openapi-spec-validator, schemathesis)"
   python=$(command -v python3 || true)
   if [ -z "$python" ]; then
     say "ERROR: python3 is needed for the httpx-sse test"

@@ -1,12 +1,15 @@
 //! The command line: every flag has an environment-variable twin, and `--help` shows defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 // Sizes, durations and counts are read by the workspace's one parser, shared with sse-loadgen.
 use sse_common::{parse_count_usize, parse_duration, parse_size};
 
+use crate::access::jwt::JwtVerifier;
 use crate::config::Config;
 
 /// A lean Server-Sent Events fan-out server.
@@ -61,6 +64,22 @@ pub struct Cli {
     /// Require `Authorization: Bearer TOKEN` (or `?access_token=TOKEN`) to subscribe.
     #[arg(long, env = "SSE_SUBSCRIBE_TOKEN", hide_env_values = true)]
     pub subscribe_token: Option<String>,
+    /// Accept JSON Web Tokens signed with HS256 and this secret; their `sse` claim names the
+    /// topics their holder may subscribe and publish to. With JWT, every request needs a token.
+    #[arg(long, env = "SSE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Accept JSON Web Tokens signed with the private key of this PEM public key (RSA: RS256;
+    /// EC P-256: ES256).
+    #[arg(long, env = "SSE_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Cookie a subscriber's JSON Web Token may come in (for `EventSource` with
+    /// `withCredentials`), besides `Authorization: Bearer` and `?access_token=`.
+    #[arg(long, env = "SSE_JWT_COOKIE", value_name = "NAME")]
+    pub jwt_cookie: Option<String>,
+    /// Clock skew allowed on a token's `exp` and `nbf`; an open stream is closed at `exp` plus
+    /// this.
+    #[arg(long, env = "SSE_JWT_LEEWAY", default_value = "5s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
     /// Origin allowed to subscribe and publish from a browser (repeatable), or `*`. A page
     /// from a non-loopback origin publishes only with `--publish-token`.
     #[arg(long = "cors-origin", env = "SSE_CORS_ORIGIN", value_delimiter = ',')]
@@ -98,9 +117,31 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The library configuration these flags describe.
-    pub fn into_config(self) -> Config {
-        Config {
+    /// The library configuration these flags describe; fails when the `--jwt-public-key` file
+    /// cannot be read or holds no public key.
+    pub fn into_config(self) -> Result<Config, String> {
+        let public_key = match &self.jwt_public_key {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("cannot read --jwt-public-key {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let jwt = if self.jwt_secret.is_some() || public_key.is_some() {
+            let verifier = JwtVerifier::new(
+                self.jwt_secret.as_deref().map(str::as_bytes),
+                public_key.as_deref(),
+                self.jwt_leeway,
+            )
+            .map_err(|e| match &self.jwt_public_key {
+                Some(path) => format!("--jwt-public-key {}: {e}", path.display()),
+                None => format!("--jwt-public-key: {e}"),
+            })?;
+            Some(Arc::new(verifier))
+        } else {
+            None
+        };
+        Ok(Config {
             listen: self.listen,
             threads: self.threads,
             max_connections: self.max_connections,
@@ -115,6 +156,8 @@ impl Cli {
             retry: self.retry,
             publish_token: self.publish_token,
             subscribe_token: self.subscribe_token,
+            jwt,
+            jwt_cookie: self.jwt_cookie,
             cors_origins: self.cors_origins,
             max_topics: self.max_topics,
             topic_ttl: self.topic_ttl,
@@ -124,7 +167,7 @@ impl Cli {
             redis: self.redis,
             reuse_port: self.reuse_port,
             console: !self.no_console,
-        }
+        })
     }
 }
 
@@ -174,7 +217,7 @@ mod tests {
             "--reuse-port",
         ])
         .unwrap();
-        let config = cli.into_config();
+        let config = cli.into_config().unwrap();
         assert_eq!(config.threads, 3);
         assert_eq!(config.heartbeat, Duration::from_secs(1));
         assert_eq!(config.cors_origins, ["http://a", "http://b"]);
@@ -184,6 +227,6 @@ mod tests {
         assert!(config.reuse_port);
         assert!(config.console, "the console is on unless --no-console");
         let cli = Cli::try_parse_from(["sse-server", "--no-console"]).unwrap();
-        assert!(!cli.into_config().console);
+        assert!(!cli.into_config().unwrap().console);
     }
 }

@@ -1,7 +1,10 @@
 //! The server's settings, with the defaults the command line shows.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::access::jwt::JwtVerifier;
 
 /// Everything that can be set on the command line (see `cli`), as the library takes it.
 #[derive(Debug, Clone)]
@@ -35,6 +38,10 @@ pub struct Config {
     pub publish_token: Option<String>,
     /// Bearer token required to subscribe.
     pub subscribe_token: Option<String>,
+    /// Verifies JSON Web Tokens (`--jwt-secret`, `--jwt-public-key`); `None`: static tokens only.
+    pub jwt: Option<Arc<JwtVerifier>>,
+    /// Cookie a subscriber's JSON Web Token may come in.
+    pub jwt_cookie: Option<String>,
     /// Origins allowed by CORS (`*` for any).
     pub cors_origins: Vec<String>,
     /// Most live topics (published to within `topic_ttl`); a publish to a new topic past it
@@ -73,6 +80,8 @@ impl Default for Config {
             retry: Duration::from_secs(2),
             publish_token: None,
             subscribe_token: None,
+            jwt: None,
+            jwt_cookie: None,
             cors_origins: Vec::new(),
             max_topics: 100_000,
             topic_ttl: Duration::from_secs(600),

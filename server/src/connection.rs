@@ -61,4 +61,7 @@ pub struct Stream {
     /// The stream subscribes to the console's `$stats` topic: counted in
     /// `Metrics::stats_watchers` while open, so the figures are produced only while watched.
     pub watches_stats: bool,
+    /// Loop time (ms, not wrapping) at which the stream is closed because its token expires;
+    /// `u64::MAX`: never.
+    pub closes_at_ms: u64,
 }

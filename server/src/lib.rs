@@ -10,8 +10,9 @@
 //!   `exchange` (the request/response driver), `delivery` (feed, fan-out passes), `drain`.
 //! - [`connection`]: a connection's state machine (exchanging requests, streaming, lingering).
 //! - [`routes`]: what a request asks for, as an action value; performs nothing.
-//! - [`access`]: who may publish and subscribe (tokens; `local`: publishing without a token
-//!   only directly from this host) and CORS, once a request; the start-up publish warning.
+//! - [`access`]: who may publish and subscribe (tokens; `jwt`: JSON Web Tokens naming topics;
+//!   `local`: publishing without a token only directly from this host) and CORS, once a
+//!   request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
 //! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
 //!   in-process [`LocalBroker`], and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`:

@@ -7,7 +7,13 @@ use sse_server::cli::Cli;
 use sse_server::{Server, sys};
 
 fn main() -> ExitCode {
-    let config = Cli::parse().into_config();
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sse-server: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = sys::install_signal_handlers() {
         eprintln!("sse-server: error: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;

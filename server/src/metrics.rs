@@ -39,6 +39,8 @@ pub struct Metrics {
     pub bytes_written: AtomicU64,
     /// Subscribers disconnected for falling too far behind.
     pub slow_consumer_disconnects: AtomicU64,
+    /// Streams closed because their JSON Web Token expired.
+    pub token_expiry_closes: AtomicU64,
     /// Replays that could not deliver every event after the client's id (told as a gap).
     pub replay_gaps: AtomicU64,
     /// Times publishing had to wait for the fan-out backlog to come down.
@@ -192,6 +194,12 @@ impl Metrics {
             self.backplane_reconnects.load(Relaxed),
         );
         metric(
+            "sse_token_expiry_closes_total",
+            "counter",
+            "Streams closed because their JSON Web Token expired (exp plus --jwt-leeway).",
+            self.token_expiry_closes.load(Relaxed),
+        );
+        metric(
             "sse_replay_gaps_total",
             "counter",
             "Replays from Last-Event-ID that missed events no longer retained (told as event: gap).",
@@ -296,6 +304,7 @@ mod tests {
             "sse_deliveries_total 0",
             "sse_bytes_written_total 0",
             "sse_slow_consumer_disconnects_total 0",
+            "sse_token_expiry_closes_total 0",
             "sse_rejected_requests_total{status=\"404\"} 2",
             "sse_rejected_requests_total{status=\"500\"} 1",
             "process_resident_memory_bytes ",

@@ -4,6 +4,8 @@
 //! data from the form's `data` field or the raw body. Subscribe: topics (`topic`, `topics`) and
 //! `lastEventId` from the query, a form body or a small JSON object; `Last-Event-ID` wins.
 
+use std::time::SystemTime;
+
 use crate::broker::{PublishError, PublishRequest};
 use crate::console;
 use crate::event::{EventId, is_valid_name};
@@ -24,6 +26,9 @@ pub struct Subscription {
     /// The client asked (`gaps=1`) to be told in-band, with an `event: gap`, when a replay
     /// cannot deliver every event after its id (the `Sse-Replay` header always says it).
     pub gap_event: bool,
+    /// When the stream must be closed because its token expires (`exp` plus the leeway);
+    /// `None`: never. Set by the router from the request's grant.
+    pub valid_until: Option<SystemTime>,
 }
 
 /// The `400`/`503` a refused publish is answered with.
@@ -137,5 +142,6 @@ pub fn subscription(
         last_event_id,
         cors_headers,
         gap_event,
+        valid_until: None,
     })
 }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::access::{Access, Permission};
+use crate::access::{Access, Grant, Permission, Refusal};
 use crate::broker::PublishRequest;
 use crate::config::Config;
 use crate::console;
@@ -42,12 +42,14 @@ pub enum BodyUse {
     Subscribe,
 }
 
-/// A request whose body is still to be read: what it is for, and the CORS headers its answer
-/// carries (computed once, with the head).
+/// A request whose body is still to be read: what it is for, the CORS headers its answer
+/// carries (computed once, with the head), and what its token allows.
 #[derive(Debug)]
 pub struct PendingBody {
     /// What the body is for.
     pub body_use: BodyUse,
+    /// The topics the request may touch, checked once the body names them.
+    pub grant: Grant,
     /// CORS header lines for the answer.
     pub cors_headers: String,
 }
@@ -72,9 +74,25 @@ pub fn error_response(error: HttpError) -> Response {
     }
 }
 
+/// The response for a refused request, a token refusal included: a JSON Web Token that did not
+/// verify is answered as RFC 6750 section 3.1 says, so a client knows to fetch a new one.
+pub fn refusal_response(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Http(error) => error_response(error),
+        Refusal::InvalidToken(refusal) => Response::text(401, refusal.as_str())
+            .header("WWW-Authenticate", "Bearer error=\"invalid_token\""),
+    }
+}
+
 impl From<HttpError> for Action {
     fn from(error: HttpError) -> Action {
         Action::Respond(error_response(error))
+    }
+}
+
+impl From<Refusal> for Action {
+    fn from(refusal: Refusal) -> Action {
+        Action::Respond(refusal_response(refusal))
     }
 }
 
@@ -105,15 +123,15 @@ impl Router {
         self.try_route(head, peer).unwrap_or_else(Action::from)
     }
 
-    fn try_route(&self, head: &RequestHead, peer: IpAddr) -> Result<Action, HttpError> {
+    fn try_route(&self, head: &RequestHead, peer: IpAddr) -> Result<Action, Refusal> {
         let allow = match head.path.as_str() {
             "/" if !self.config.console => {
-                return Err(HttpError::new(404, "no console here (--no-console)"));
+                return Err(HttpError::new(404, "no console here (--no-console)").into());
             }
             "/" | "/healthz" | "/metrics" => "GET, HEAD, OPTIONS",
             "/events" => "GET, POST, OPTIONS",
             "/publish" => "POST, OPTIONS",
-            _ => return Err(HttpError::new(404, "no such path")),
+            _ => return Err(HttpError::new(404, "no such path").into()),
         };
         let cors_headers = self.access.cors_headers(head)?;
         let response = match (head.path.as_str(), head.method) {
@@ -143,23 +161,27 @@ impl Router {
             ("/events", Method::Get) => {
                 let query = form::parse_pairs(head.query.as_bytes())?;
                 let token = form::values(&query, "access_token").next();
-                self.access
+                let grant = self
+                    .access
                     .authorize(head, peer, Permission::Subscribe, token)?;
                 let subscription = params::subscription(head, &query, &[], cors_headers)?;
-                return Ok(Action::Subscribe(subscription));
+                return Ok(Action::Subscribe(granted(subscription, &grant)?));
             }
             ("/events", Method::Post) => {
-                self.authorize_subscribe(head, peer)?;
+                let grant = self.authorize_subscribe(head, peer)?;
                 return Ok(Action::ReadBody(PendingBody {
                     body_use: BodyUse::Subscribe,
+                    grant,
                     cors_headers,
                 }));
             }
             ("/publish", Method::Post) => {
-                self.access
+                let grant = self
+                    .access
                     .authorize(head, peer, Permission::Publish, None)?;
                 return Ok(Action::ReadBody(PendingBody {
                     body_use: BodyUse::Publish,
+                    grant,
                     cors_headers,
                 }));
             }
@@ -173,9 +195,11 @@ impl Router {
         Ok(Action::Respond(response))
     }
 
-    fn authorize_subscribe(&self, head: &RequestHead, peer: IpAddr) -> Result<(), HttpError> {
-        if !self.access.subscribe_needs_token() {
-            return Ok(());
+    fn authorize_subscribe(&self, head: &RequestHead, peer: IpAddr) -> Result<Grant, Refusal> {
+        if !self.access.reads_query_token() {
+            return self
+                .access
+                .authorize(head, peer, Permission::Subscribe, None);
         }
         let query = form::parse_pairs(head.query.as_bytes())?;
         let token = form::values(&query, "access_token").next();
@@ -185,16 +209,26 @@ impl Router {
 
     /// Decides what to do with a request whose body has been read.
     pub fn finish(&self, head: &RequestHead, pending: PendingBody, body: &[u8]) -> Action {
+        let grant = pending.grant;
         let result = match pending.body_use {
-            BodyUse::Publish => params::publish_request(head, body).map(|request| {
-                Action::Publish(Publish {
+            BodyUse::Publish => params::publish_request(head, body).and_then(|request| {
+                grant.check_topics(request.topics().iter().map(|topic| &**topic))?;
+                Ok(Action::Publish(Publish {
                     request,
                     cors_headers: pending.cors_headers,
-                })
+                }))
             }),
             BodyUse::Subscribe => params::subscription_with_body(head, body, pending.cors_headers)
+                .and_then(|subscription| granted(subscription, &grant))
                 .map(Action::Subscribe),
         };
         result.unwrap_or_else(Action::from)
     }
+}
+
+/// The subscription, if `grant` covers every topic of it, bounded by the grant's validity.
+fn granted(mut subscription: Subscription, grant: &Grant) -> Result<Subscription, HttpError> {
+    grant.check_topics(subscription.topics.iter().map(String::as_str))?;
+    subscription.valid_until = grant.valid_until();
+    Ok(subscription)
 }

@@ -770,6 +770,79 @@ fn browser_eventsource_subscribes_with_access_token() {
     );
 }
 
+/// A browser's EventSource with a JSON Web Token made by Node's `jose` in `?access_token=`, on a
+/// server with `--jwt-secret`: the stream opens for the topic the token's `sse.subscribe` names
+/// and receives what a publisher with the publish token sends.
+#[test]
+fn browser_eventsource_subscribes_with_a_jwt() {
+    let secret = "browser-jwt-secret-of-32-bytes!!";
+    let server = ServerProcess::start(&[
+        "--demo-interval",
+        "0",
+        "--jwt-secret",
+        secret,
+        "--publish-token",
+        "pub",
+    ]);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let spec = format!(
+        r#"{{"alg": "HS256", "key": "{secret}", "claims": {{"sse": {{"subscribe": ["j"]}}, "exp": {exp}}}}}"#
+    );
+    let output = Command::new("node")
+        .arg(clients_dir().join("make-token.mjs"))
+        .arg(&spec)
+        .current_dir(clients_dir())
+        .output()
+        .expect("run node");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let refused = http(server.addr, "GET", "/events?topic=j", &[], b"");
+    assert_eq!(refused.status, 401, "{}", refused.head);
+    let mut browser = Script::browser(
+        "events",
+        &[&server.url(), "j", "2", &format!("&access_token={token}")],
+    );
+    browser.expect("READY");
+    let published: Vec<Published> = ["first", "second"]
+        .into_iter()
+        .map(|data| {
+            let response = http(
+                server.addr,
+                "POST",
+                "/publish?topic=j",
+                &[
+                    ("Authorization", "Bearer pub"),
+                    ("Content-Type", "text/plain"),
+                ],
+                data.as_bytes(),
+            );
+            assert_eq!(response.status, 200, "{}", response.head);
+            let id = String::from_utf8_lossy(&response.body)
+                .trim()
+                .parse()
+                .unwrap();
+            Published {
+                event: None,
+                data,
+                id,
+            }
+        })
+        .collect();
+    browser.finish();
+    assert_eq!(
+        browser.events(),
+        expected(&published.iter().collect::<Vec<_>>())
+    );
+}
+
 /// The stream survives the server closing it: the browser waits the `retry` the server sent
 /// (3.5 s, longer than Chromium's own 3 s default, so honouring it shows), reconnects with
 /// `Last-Event-ID`, and the events published while it was away arrive once each, in order.

@@ -17,6 +17,8 @@
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
 //!   only while watched.
+//! - `jwt`: JSON Web Tokens per topic, made by PyJWT and `jose`: every `401` and `403`, the
+//!   leeway, static tokens beside JWT, the key file, streams closed at expiry.
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
@@ -35,6 +37,8 @@ mod broker_seam;
 mod console;
 #[path = "server/framing.rs"]
 mod framing;
+#[path = "server/jwt.rs"]
+mod jwt;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

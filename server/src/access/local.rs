@@ -164,7 +164,7 @@ fn is_loopback_origin(origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::{Access, Permission};
+    use crate::access::{Access, Permission, Refusal};
     use crate::config::Config;
     use crate::http::request::parse_head;
 
@@ -341,8 +341,9 @@ mod tests {
     fn status(access: &Access, peer: &str, headers: &str) -> (u16, &'static str) {
         let peer: IpAddr = peer.parse().unwrap();
         match access.authorize(&publish_head(headers), peer, Permission::Publish, None) {
-            Ok(()) => (200, ""),
-            Err(error) => (error.status, error.reason),
+            Ok(_) => (200, ""),
+            Err(Refusal::Http(error)) => (error.status, error.reason),
+            Err(Refusal::InvalidToken(refusal)) => (401, refusal.as_str()),
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::EventLoop;
 use crate::connection::{Connection, State, Stream};
@@ -118,12 +118,26 @@ impl EventLoop {
             .topics
             .iter()
             .any(|t| t == console::STATS_TOPIC);
+        // The token's expiry, moved from the wall clock to loop time once, so the tick compares
+        // two integers per stream.
+        let closes_at_ms = match subscription.valid_until {
+            None => u64::MAX,
+            Some(until) => {
+                let left = until
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default()
+                    .as_millis();
+                self.loop_time_ms()
+                    .saturating_add(left.min(u64::MAX as u128) as u64)
+            }
+        };
         self.connections[key].state = State::Streaming(Stream {
             subscriber,
             prefix: PendingBytes::Owned(head.into_boxed_slice(), 0),
             last_write_ms: now,
             blocked: false,
             watches_stats,
+            closes_at_ms,
         });
         self.metrics().subscribers.fetch_add(1, Ordering::Relaxed);
         if watches_stats {

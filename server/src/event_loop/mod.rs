@@ -233,6 +233,11 @@ impl EventLoop {
         self.started.elapsed().as_millis() as u32
     }
 
+    /// Loop time in ms, not wrapping (for deadlines that may lie years ahead).
+    fn loop_time_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     fn connection_ready(&mut self, key: usize, writable: bool) {
         let keep = match self.connections[key].state {
             State::Exchanging(_) => self.drive_exchange(key),
@@ -281,14 +286,16 @@ impl EventLoop {
         self.to_close = to_close;
     }
 
-    /// Timers: request deadlines, lingering deadlines, heartbeats, paused accepts, publishes
-    /// parked too long, idle topics.
+    /// Timers: request deadlines, lingering deadlines, streams whose token expired, heartbeats,
+    /// paused accepts, publishes parked too long, idle topics.
     fn on_tick(&mut self) {
         self.resume_accepting();
         self.expire_parked();
         self.topics.sweep();
         let now = Instant::now();
+        let now_ms = self.loop_time_ms();
         let mut timed_out = Vec::new();
+        let mut expired = 0;
         for (key, connection) in self.connections.iter() {
             match &connection.state {
                 // A publish waiting for the broker is not the client's delay.
@@ -298,9 +305,18 @@ impl EventLoop {
                     timed_out.push(key);
                 }
                 State::Lingering { deadline } if now >= *deadline => self.to_close.push(key),
+                // The client must come back with a fresh token.
+                State::Streaming(stream) if now_ms >= stream.closes_at_ms => {
+                    self.to_close.push(key);
+                    expired += 1;
+                }
                 _ => {}
             }
         }
+        self.router
+            .metrics
+            .token_expiry_closes
+            .fetch_add(expired, Ordering::Relaxed);
         let heartbeat_ms = self
             .router
             .config

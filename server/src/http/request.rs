@@ -74,6 +74,8 @@ pub struct RequestHead {
     pub origin: Option<String>,
     /// `Host` header value.
     pub host: Option<String>,
+    /// `Cookie` header value (several `Cookie` lines joined with `; `).
+    pub cookie: Option<String>,
     /// `Last-Event-ID` header value.
     pub last_event_id: Option<String>,
     /// `Access-Control-Request-Headers` of a preflight.
@@ -132,6 +134,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
         authorization: None,
         origin: None,
         host: None,
+        cookie: None,
         last_event_id: None,
         access_control_request_headers: None,
         forwarded: false,
@@ -191,6 +194,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError>
                 return Err(HttpError::bad_request("more than one Host header"));
             }
             head.host = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("cookie") {
+            match &mut head.cookie {
+                Some(cookie) => {
+                    cookie.push_str("; ");
+                    cookie.push_str(value);
+                }
+                None => head.cookie = Some(value.to_owned()),
+            }
         } else if name.eq_ignore_ascii_case("last-event-id") {
             head.last_event_id = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {

@@ -165,6 +165,14 @@ impl ServerProcess {
         ServerProcess::start(Command::new(env!("CARGO_BIN_EXE_sse-server")), args)
     }
 
+    /// Like [`ServerProcess::spawn`], with these environment variables set (after the caller's
+    /// `SSE_*` variables are removed).
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-server"));
+        command.envs(env.iter().copied());
+        ServerProcess::start(command, args)
+    }
+
     /// Like [`ServerProcess::spawn`], with the open-file limit (soft and hard) set to `limit`.
     pub fn spawn_with_fd_limit(args: &[&str], limit: u32) -> ServerProcess {
         let mut command = Command::new("sh");
@@ -183,9 +191,14 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // The environment twins of the flags must not leak in from the caller's shell.
+        // The environment twins of the flags must not leak in from the caller's shell (those the
+        // test set itself stay).
+        let own: Vec<_> = command
+            .get_envs()
+            .map(|(name, _)| name.to_owned())
+            .collect();
         for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("SSE_") {
+            if name.to_string_lossy().starts_with("SSE_") && !own.contains(&name) {
                 command.env_remove(name);
             }
         }
