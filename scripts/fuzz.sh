@@ -110,7 +110,8 @@ done
 
 if ((record)); then
     commit=$(git -C "$root" rev-parse HEAD)
-    dirty=$(git -C "$root" status --porcelain --untracked-files=no | wc -l)
+    # This run's own files (under bench-results/) do not count as changes to what was tested.
+    dirty=$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench-results' | wc -l)
     {
         echo "# Fuzz run $(date -u +'%F %H:%M UTC') on $(hostname)"
         echo
