@@ -56,7 +56,8 @@ bin_dir="$root/fuzz/target/$triple/release"
 if ((record)); then
     # The commit measured is the one the run starts from; each run gets a folder of its own.
     commit=$(git -C "$root" rev-parse HEAD)
-    dirty=$(git -C "$root" status --porcelain --untracked-files=no | wc -l)
+    # This run's own files (under bench-results/) do not count as changes to what was tested.
+    dirty=$(git -C "$root" status --porcelain --untracked-files=no -- . ':!bench-results' | wc -l)
     base="$root/bench-results/$(date +%F)-$(hostname)-fuzz"
     out=$base
     n=2
