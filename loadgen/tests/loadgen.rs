@@ -69,6 +69,8 @@ fn rate_search_is_bounded_and_reports_the_last_passing_phase() {
     s.search_events = 20;
     s.rate = 100.0;
     s.max_rate = 400.0;
+    // Generous, so a busy machine does not fail the first phase: the test is about the search.
+    s.max_p99 = Duration::from_secs(5);
     let r = run_fanout(&s).unwrap().report;
     assert!(
         r.rate_search_phases.len() <= 3,
