@@ -322,8 +322,8 @@ impl Topics {
                 }
             })
             .collect();
-        let delivered_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
-        Ok((Subscriber::new(cursors, delivered_through), replay))
+        let skip_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
+        Ok((Subscriber::new(cursors, skip_through, self), replay))
     }
 
     /// Removes a subscriber, and any topic left with neither subscribers nor events.

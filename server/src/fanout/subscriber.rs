@@ -30,9 +30,11 @@ pub struct Subscriber {
     /// Bytes of the first pending event already written (after a partial write). 64 bits: a
     /// single event may be larger than 4 GiB when `--max-body` allows it.
     head_written: u64,
-    /// The newest id this subscriber has (or must not get again): events with ids up to this
-    /// one are skipped, so replay and late deliveries join live delivery without duplicates.
-    delivered_through: EventId,
+    /// Events with ids up to this one are skipped (the subscriber has them, or joined after
+    /// them), so replay and late deliveries join live delivery without duplicates. 0 once no
+    /// such event can still arrive: each log is in id order, so that is as soon as every log
+    /// of the subscriber holds a newer id; a steady-state flush then pays one comparison.
+    skip_through: EventId,
 }
 
 /// What one [`Subscriber::flush`] achieved.
@@ -47,34 +49,50 @@ pub struct Flushed {
 }
 
 impl Subscriber {
-    pub(super) fn new(cursors: Box<[Cursor]>, delivered_through: EventId) -> Subscriber {
-        Subscriber {
+    /// A subscriber at `cursors` that must skip events with ids up to `skip_through`.
+    pub(super) fn new(
+        cursors: Box<[Cursor]>,
+        skip_through: EventId,
+        topics: &Topics,
+    ) -> Subscriber {
+        let mut subscriber = Subscriber {
             cursors,
             head_written: 0,
-            delivered_through,
-        }
+            skip_through,
+        };
+        subscriber.skip_delivered(topics);
+        subscriber
     }
 
-    /// The newest id this subscriber has been sent (or was known to have when it connected).
-    pub fn delivered_through(&self) -> EventId {
-        self.delivered_through
+    /// True while events this subscriber must not get may still reach its logs.
+    pub fn is_skipping(&self) -> bool {
+        self.skip_through != 0
     }
 
-    /// Moves the cursors past events this subscriber already has (ids up to
-    /// `delivered_through`). They can only be at the front: each log is in id order.
+    /// Moves the cursors past events this subscriber must not get (ids up to
+    /// `skip_through`); they can only be at the front, each log being in id order. Once every
+    /// log holds a newer id, none can come any more and skipping ends.
     fn skip_delivered(&mut self, topics: &Topics) {
-        if self.head_written > 0 {
-            // The event under way is newer than every event the subscriber has.
+        if self.skip_through == 0 || self.head_written > 0 {
+            // Nothing to skip; or the event under way is newer than every skipped one.
             return;
         }
+        let mut done = true;
         for cursor in self.cursors.iter_mut() {
             let log = &topics.logs[cursor.topic as usize];
             while log
                 .get(cursor.next_seq)
-                .is_some_and(|entry| entry.event.id <= self.delivered_through)
+                .is_some_and(|entry| entry.event.id <= self.skip_through)
             {
                 cursor.next_seq += 1;
             }
+            done &= log
+                .entries
+                .back()
+                .is_some_and(|e| e.event.id >= self.skip_through);
+        }
+        if done {
+            self.skip_through = 0;
         }
     }
 
@@ -226,7 +244,6 @@ impl Subscriber {
             }
             written -= left;
             self.head_written = 0;
-            self.delivered_through = event.id;
             completed += 1;
             self.step_past(topics, positions, event.id);
             for (cursor, &position) in self.cursors.iter_mut().zip(positions.iter()) {

@@ -343,7 +343,10 @@ fn late_deliveries_are_neither_repeated_nor_lost() {
     assert_eq!(drain(&topics, &mut replaying, 5).0, expected);
     assert_eq!(drain(&topics, &mut fresh, 100).0, expected);
     assert_eq!(drain(&topics, &mut future, 100).0, expected);
-    assert_eq!(replaying.delivered_through(), 5);
+    assert!(
+        !replaying.is_skipping(),
+        "skipping ends once newer ids are in every log"
+    );
 }
 
 /// Unsubscribing removes topics that hold nothing.
