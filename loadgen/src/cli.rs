@@ -122,12 +122,14 @@ pub struct WatchArgs {
 /// Options shared by `fanout` and `scale`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench.
-    #[arg(long)]
-    pub url: String,
-    /// Publish URL (raw-body POST); default http://SAME-HOST/publish?topic=TOPIC-OF-URL.
-    #[arg(long)]
-    pub publish_url: Option<String>,
+    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench; repeatable: subscribers
+    /// are spread round-robin over the servers (nodes).
+    #[arg(long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    /// Publish URL (raw-body POST); repeatable: events go round-robin over them; default
+    /// http://HOST-OF-FIRST-URL/publish?topic=TOPIC-OF-FIRST-URL.
+    #[arg(long = "publish-url", value_name = "URL")]
+    pub publish_urls: Vec<String>,
     /// Extra subscribe request header NAME:VALUE (repeatable).
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -319,8 +321,8 @@ impl RunArgs {
     /// The fanout settings these options describe.
     pub fn settings(&self, connections: u64) -> FanoutSettings {
         FanoutSettings {
-            url: self.url.clone(),
-            publish_url: self.publish_url.clone(),
+            urls: self.urls.clone(),
+            publish_urls: self.publish_urls.clone(),
             headers: self.headers.clone(),
             publish_headers: self.publish_headers.clone(),
             connections,
@@ -497,6 +499,36 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             assert_eq!(headers, [("X-A".to_string(), "b".to_string())], "{args:?}");
+        }
+    }
+
+    /// `--url` and `--publish-url` are repeatable and keep their order; one `--url` is one node.
+    #[test]
+    fn url_and_publish_url_repeat() {
+        let args = [
+            "sse-loadgen",
+            "fanout",
+            "--url",
+            "http://a/",
+            "--url",
+            "http://b/",
+        ];
+        let more = ["--publish-url", "http://c/", "--publish-url", "http://d/"];
+        for (args, urls, publish) in [
+            (&args[..4], &["http://a/"][..], &[][..] as &[&str]),
+            (&args[..], &["http://a/", "http://b/"], &[]),
+            (
+                &[&args[..], &more].concat()[..],
+                &["http://a/", "http://b/"],
+                &["http://c/", "http://d/"],
+            ),
+        ] {
+            let Command::Fanout(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("{args:?}");
+            };
+            let s = a.run.settings(1);
+            assert_eq!(s.urls, urls, "{args:?}");
+            assert_eq!(s.publish_urls, publish, "{args:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
 //! servers, across worker processes, and of the command line.
 
+mod cluster;
 mod util;
 
 use std::io::Write;

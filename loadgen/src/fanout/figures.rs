@@ -19,10 +19,10 @@ pub const MIN_PLAUSIBLE_RSS_PER_CONN: f64 = 32.0;
 pub(super) struct Measurements {
     /// When the run started, seconds since the Unix epoch.
     pub started_unix_s: f64,
-    /// The subscribe URL, resolved.
-    pub url: String,
-    /// The publish URL, resolved.
-    pub publish_url: String,
+    /// The subscribe URLs, parsed.
+    pub urls: Vec<String>,
+    /// The publish URLs, parsed.
+    pub publish_urls: Vec<String>,
     /// Processes holding the subscribers.
     pub processes: usize,
     /// Soft open-file limit per process.
@@ -82,8 +82,10 @@ impl FanoutRun {
                 .unwrap_or_else(|| format!("{}B@{}/s", s.payload, s.rate)),
             started_unix_s: m.started_unix_s,
             finished_unix_s: unix_now_ns() as f64 / 1e9,
-            url: m.url,
-            publish_url: m.publish_url,
+            url: m.urls[0].clone(),
+            publish_url: m.publish_urls[0].clone(),
+            urls: m.urls,
+            publish_urls: m.publish_urls,
             connections: s.connections,
             threads: s.threads,
             processes: m.processes,
@@ -182,8 +184,8 @@ mod tests {
         };
         let m = Measurements {
             started_unix_s: 0.0,
-            url: String::new(),
-            publish_url: String::new(),
+            urls: vec![String::new()],
+            publish_urls: vec![String::new()],
             processes: 1,
             fd_limit: 1024,
             ramp: Duration::from_secs(1),

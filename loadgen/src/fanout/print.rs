@@ -12,8 +12,19 @@ fn fmt_opt(v: Option<f64>, unit: &str) -> String {
 /// Writes the human report.
 pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "sse-loadgen fanout  {}  [{}]", r.label, r.scenario)?;
-    writeln!(out, "  url                  {}", r.url)?;
-    writeln!(out, "  publish url          {}", r.publish_url)?;
+    let list = |urls: &[String], first: &str| {
+        if urls.len() > 1 {
+            urls.join(" ")
+        } else {
+            first.to_string()
+        }
+    };
+    writeln!(out, "  url                  {}", list(&r.urls, &r.url))?;
+    writeln!(
+        out,
+        "  publish url          {}",
+        list(&r.publish_urls, &r.publish_url)
+    )?;
     writeln!(
         out,
         "  settings             {} connections, {} threads, {} process(es), {} events at {}/s, payload {} B, {} publisher(s)",

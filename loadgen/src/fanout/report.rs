@@ -43,10 +43,14 @@ pub struct FanoutReport {
     pub started_unix_s: f64,
     /// When it finished.
     pub finished_unix_s: f64,
-    /// Subscribe URL.
+    /// Subscribe URL (the first `--url`).
     pub url: String,
-    /// Publish URL.
+    /// Publish URL (the first `--publish-url`, or the default one).
     pub publish_url: String,
+    /// Every subscribe URL (node), in the order subscribers are spread over them.
+    pub urls: Vec<String>,
+    /// Every publish URL, in the order events are spread over them.
+    pub publish_urls: Vec<String>,
     /// Subscribers asked for.
     pub connections: u64,
     /// Event loops.

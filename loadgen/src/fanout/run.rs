@@ -8,12 +8,12 @@ use super::phase::Rig;
 use super::rate_search::{SearchOutcome, run_rate_search};
 use super::report::FanoutRun;
 use super::settings::{
-    FanoutSettings, preflight, publish_url_for, random_run_id, subscribe_request, validate,
+    FanoutSettings, preflight, publish_urls_for, random_run_id, subscribe_request, validate,
 };
 use crate::error::{Error, Result};
-use crate::publisher::PublishTarget;
+use crate::publisher::{PublishNode, PublishTarget};
 use crate::stats::{ErrorCounts, count_error};
-use crate::subscriber::{ProgressSnapshot, SubscriberTarget, unix_now_ns};
+use crate::subscriber::{ProgressSnapshot, SubscribeNode, SubscriberTarget, unix_now_ns};
 use crate::sysinfo::{self, ServerProbe};
 use crate::url::HttpUrl;
 
@@ -27,26 +27,40 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     validate(settings)?;
     let started_unix_s = unix_now_ns() as f64 / 1e9;
     let cpu_start = sysinfo::self_cpu_seconds();
-    let url = HttpUrl::parse(&settings.url)?;
-    let publish_url = publish_url_for(settings, &url)?;
-    let addr = url.resolve()?;
-    let publish_addr = publish_url.resolve()?;
-    preflight(addr, "subscribe server")?;
-    preflight(publish_addr, "publish server")?;
+    let urls = settings
+        .urls
+        .iter()
+        .map(|u| HttpUrl::parse(u))
+        .collect::<Result<Vec<_>>>()?;
+    let publish_urls = publish_urls_for(settings, &urls[0])?;
+    let mut nodes = Vec::with_capacity(urls.len());
+    for url in &urls {
+        let addr = url.resolve()?;
+        preflight(addr, "subscribe server")?;
+        let request = subscribe_request(url, &settings.headers, "GET", None, None);
+        nodes.push(SubscribeNode { addr, request });
+    }
+    let mut publish_nodes = Vec::with_capacity(publish_urls.len());
+    for url in &publish_urls {
+        let addr = url.resolve()?;
+        preflight(addr, "publish server")?;
+        publish_nodes.push(PublishNode {
+            url: url.clone(),
+            addr,
+        });
+    }
     let probe = server_probe(settings)?;
     let (fd_limit, _) = sysinfo::raise_fd_limit();
     let processes = process_count(settings, fd_limit);
     let run_id = random_run_id();
     let target = SubscriberTarget {
-        addr,
-        request: subscribe_request(&url, &settings.headers, "GET", None, None),
+        nodes,
         source_ips: settings.source_ips.clone(),
         response_timeout_ms: settings.response_timeout.as_millis() as u64,
         run_id,
     };
     let publish = PublishTarget {
-        url: publish_url.clone(),
-        addr: publish_addr,
+        nodes: publish_nodes,
         headers: settings.publish_headers.clone(),
         run_id,
         payload: settings.payload as usize,
@@ -93,8 +107,8 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     }
     let measured = Measurements {
         started_unix_s,
-        url: url.to_string(),
-        publish_url: publish_url.to_string(),
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+        publish_urls: publish_urls.iter().map(|u| u.to_string()).collect(),
         processes,
         fd_limit,
         ramp,

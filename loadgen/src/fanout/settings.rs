@@ -14,10 +14,11 @@ use crate::url::HttpUrl;
 /// Everything a fanout run is configured by.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutSettings {
-    /// The subscribe URL.
-    pub url: String,
-    /// The publish URL (default: `/publish?topic=T` on the same server, `T` from `url`).
-    pub publish_url: Option<String>,
+    /// The subscribe URLs, one per server (node); subscriber `i` connects to `urls[i % n]`.
+    pub urls: Vec<String>,
+    /// The publish URLs; event `i` goes to `publish_urls[i % n]`. Empty: `/publish?topic=T`
+    /// on the first subscribe URL's server, `T` from that URL.
+    pub publish_urls: Vec<String>,
     /// Extra headers of subscribe requests.
     pub headers: Vec<(String, String)>,
     /// Extra headers of publish requests.
@@ -92,8 +93,8 @@ mod secs {
 impl Default for FanoutSettings {
     fn default() -> Self {
         FanoutSettings {
-            url: String::new(),
-            publish_url: None,
+            urls: Vec::new(),
+            publish_urls: Vec::new(),
             headers: Vec::new(),
             publish_headers: Vec::new(),
             connections: 100,
@@ -167,18 +168,21 @@ pub fn subscribe_request(
     req
 }
 
-/// The publish URL: given, or `/publish?topic=T` on the subscribe URL's server.
-pub fn publish_url_for(settings: &FanoutSettings, url: &HttpUrl) -> Result<HttpUrl> {
-    match &settings.publish_url {
-        Some(u) => HttpUrl::parse(u),
-        None => {
-            let topic = url.query_param("topic").unwrap_or("default");
-            HttpUrl::parse(&format!(
-                "http://{}/publish?topic={topic}",
-                url.host_header()
-            ))
-        }
+/// The publish URLs: those given, or `/publish?topic=T` on the server of `first`, the first
+/// subscribe URL.
+pub fn publish_urls_for(settings: &FanoutSettings, first: &HttpUrl) -> Result<Vec<HttpUrl>> {
+    if !settings.publish_urls.is_empty() {
+        return settings
+            .publish_urls
+            .iter()
+            .map(|u| HttpUrl::parse(u))
+            .collect();
     }
+    let topic = first.query_param("topic").unwrap_or("default");
+    Ok(vec![HttpUrl::parse(&format!(
+        "http://{}/publish?topic={topic}",
+        first.host_header()
+    ))?])
 }
 
 /// Checks that `addr` accepts TCP connections.
@@ -194,6 +198,9 @@ pub(super) fn preflight(addr: SocketAddr, what: &str) -> Result<()> {
 /// Validates settings that clap cannot.
 pub(super) fn validate(s: &FanoutSettings) -> Result<()> {
     let bad = |m: &str| Err(Error::Config(m.to_string()));
+    if s.urls.is_empty() {
+        return bad("--url is required");
+    }
     if s.connections == 0 {
         return bad("--connections must be at least 1");
     }

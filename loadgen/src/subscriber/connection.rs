@@ -44,6 +44,8 @@ pub(super) struct Subscriber {
     pub(super) parser: EventStreamParser,
     /// Per-phase tracking of what arrived.
     pub(super) track: Tracking,
+    /// The node (index into the target's nodes) this connection talks to.
+    pub(super) node: usize,
 }
 
 impl Subscriber {
@@ -56,6 +58,7 @@ impl Subscriber {
             body: BodyDecoder::new(BodyMode::Close),
             parser: EventStreamParser::new(),
             track: Tracking::default(),
+            node: 0,
         }
     }
 }

@@ -157,7 +157,8 @@ impl SubscriberLoop {
         let src = (!self.target.source_ips.is_empty())
             .then(|| self.target.source_ips[global % self.target.source_ips.len()]);
         let mut sub = Subscriber::unconnected();
-        match connect(src, self.target.addr) {
+        sub.node = global % self.target.nodes.len();
+        match connect(src, self.target.nodes[sub.node].addr) {
             Ok(mut stream) => {
                 match self.poll.registry().register(
                     &mut stream,
@@ -212,7 +213,8 @@ impl SubscriberLoop {
         let Some(stream) = conn.stream.as_mut() else {
             return Ok(RequestWrite::Pending { written });
         };
-        let progress = write_request(stream, self.target.request.as_bytes(), written)?;
+        let request = self.target.nodes[conn.node].request.as_bytes();
+        let progress = write_request(stream, request, written)?;
         match progress {
             RequestWrite::Pending { written } => conn.state = ConnState::Connecting { written },
             RequestWrite::Sent => {

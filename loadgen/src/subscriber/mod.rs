@@ -36,13 +36,20 @@ pub use event_loop::SubscriberLoop;
 /// The token of the waker that signals a command.
 pub const WAKER: Token = Token(usize::MAX);
 
-/// What every subscriber connects to and how.
+/// One server (node) subscribers connect to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscriberTarget {
+pub struct SubscribeNode {
     /// The server's address.
     pub addr: SocketAddr,
     /// The complete request, sent once per connection.
     pub request: String,
+}
+
+/// What every subscriber connects to and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriberTarget {
+    /// The servers, at least one: subscriber `i` (global index) connects to node `i % n`.
+    pub nodes: Vec<SubscribeNode>,
     /// Local addresses to bind, used in turn; empty: let the kernel choose.
     pub source_ips: Vec<IpAddr>,
     /// Time allowed from connect to a complete response head, ms.

@@ -330,7 +330,7 @@ pub fn loadgen(args: &[&str]) -> Output {
 /// Fanout settings for a small, quick run against `url`.
 pub fn small_run(url: &str, connections: u64, events: u64) -> sse_loadgen::fanout::FanoutSettings {
     sse_loadgen::fanout::FanoutSettings {
-        url: url.to_string(),
+        urls: vec![url.to_string()],
         connections,
         events,
         rate: 200.0,
