@@ -166,6 +166,13 @@ pub struct RunArgs {
     /// Time allowed from connect to the response head, for each subscriber and each publish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
+    /// Reconnect a subscriber whose stream ended, as a browser does: after the server's retry
+    /// (or --retry) plus up to half again of jitter, to the next --url, with Last-Event-ID.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: the reconnection delay until the server sends retry.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub retry: Duration,
     /// Idle time after all connections opened, before reading memory.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub settle: Duration,
@@ -337,6 +344,8 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             response_timeout: self.response_timeout,
             settle: self.settle,
+            reconnect: self.reconnect,
+            retry: self.retry,
             server_pid: self.server_pid,
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
@@ -468,67 +477,4 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s.replace('\n', " ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `-H` adds a subscribe header for `fanout` and `scale`, as it does for `watch`.
-    /// Regression test for issue 15, defect 6 (`-H` worked for `watch` only).
-    #[test]
-    fn dash_h_adds_a_header_for_every_subcommand() {
-        let table: &[&[&str]] = &[
-            &["sse-loadgen", "watch", "http://a/", "-H", "X-A: b"],
-            &[
-                "sse-loadgen",
-                "fanout",
-                "--url",
-                "http://a/",
-                "-H",
-                "X-A: b",
-            ],
-            &["sse-loadgen", "scale", "--url", "http://a/", "-H", "X-A: b"],
-        ];
-        for args in table {
-            let cli = Cli::try_parse_from(*args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-            let headers = match cli.command {
-                Command::Watch(a) => a.headers,
-                Command::Fanout(a) => a.run.headers,
-                Command::Scale(a) => a.run.headers,
-                other => panic!("{other:?}"),
-            };
-            assert_eq!(headers, [("X-A".to_string(), "b".to_string())], "{args:?}");
-        }
-    }
-
-    /// `--url` and `--publish-url` are repeatable and keep their order; one `--url` is one node.
-    #[test]
-    fn url_and_publish_url_repeat() {
-        let args = [
-            "sse-loadgen",
-            "fanout",
-            "--url",
-            "http://a/",
-            "--url",
-            "http://b/",
-        ];
-        let more = ["--publish-url", "http://c/", "--publish-url", "http://d/"];
-        for (args, urls, publish) in [
-            (&args[..4], &["http://a/"][..], &[][..] as &[&str]),
-            (&args[..], &["http://a/", "http://b/"], &[]),
-            (
-                &[&args[..], &more].concat()[..],
-                &["http://a/", "http://b/"],
-                &["http://c/", "http://d/"],
-            ),
-        ] {
-            let Command::Fanout(a) = Cli::try_parse_from(args).unwrap().command else {
-                panic!("{args:?}");
-            };
-            let s = a.run.settings(1);
-            assert_eq!(s.urls, urls, "{args:?}");
-            assert_eq!(s.publish_urls, publish, "{args:?}");
-        }
-    }
 }

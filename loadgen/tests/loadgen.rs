@@ -1,6 +1,7 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
 //! servers, across worker processes, and of the command line.
 
+mod cli;
 mod cluster;
 mod util;
 
@@ -154,6 +155,9 @@ fn cli_accepts_every_option() {
         "2s",
         "--settle",
         "10ms",
+        "--reconnect",
+        "--retry",
+        "100ms",
         "--metrics-url",
         &format!("http://{}/metrics", server.addr),
         "--rate-search",
@@ -204,7 +208,7 @@ fn cli_accepts_every_option() {
     assert!(
         reports
             .iter()
-            .all(|r| r.label == "fake" && r.scenario == "cli")
+            .all(|r| r.label == "fake" && r.scenario == "cli" && r.reconnect)
     );
     let mut args = vec!["fanout", "-c", "2", "--fail-on-loss", "--hdr-log"];
     args.push(hgrm.to_str().unwrap());

@@ -118,6 +118,17 @@ impl FanoutRun {
             out_of_order: main.out_of_order,
             late: main.late,
             dropped_connections: main.dropped,
+            reconnect: s.reconnect,
+            reconnects: main.reconnects,
+            reconnect_p50_ms: (main.reconnects > 0)
+                .then(|| ms(main.reconnect_us.value_at_quantile(0.5))),
+            reconnect_max_ms: (main.reconnects > 0).then(|| ms(main.reconnect_us.max())),
+            all_back_ms: (main.reconnects > 0 && main.reconnecting == 0).then(|| {
+                main.last_reconnect_unix_ns
+                    .saturating_sub(main.first_stream_end_unix_ns) as f64
+                    / 1e6
+            }),
+            still_reconnecting: main.reconnecting,
             errors: counts_by_name(&m.errors),
             first_subscribe_refusal: main.first_reply.as_ref().map(|r| r.to_string()),
             first_publish_refusal: m.publish.first_refusal.as_ref().map(|r| r.to_string()),

@@ -50,6 +50,18 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
         r.dropped_connections,
         r.late
     )?;
+    if r.reconnect {
+        let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1} ms"));
+        writeln!(
+            out,
+            "  reconnects           {}   time to reconnect p50 {}  max {}   all back after {}   still reconnecting {}",
+            r.reconnects,
+            opt(r.reconnect_p50_ms),
+            opt(r.reconnect_max_ms),
+            opt(r.all_back_ms),
+            r.still_reconnecting
+        )?;
+    }
     writeln!(
         out,
         "  latency (µs)         p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.0}",

@@ -107,8 +107,22 @@ pub struct FanoutReport {
     pub out_of_order: u64,
     /// Deliveries of an earlier phase arriving after its end.
     pub late: u64,
-    /// Connections that dropped during the main phase.
+    /// Connections that dropped during the main phase (with `--reconnect`: that gave up, after
+    /// a refusal).
     pub dropped_connections: u64,
+    /// Whether subscribers reconnected when their stream ended (`--reconnect`).
+    pub reconnect: bool,
+    /// Streams that ended and came back, from the start to the end of the main phase.
+    pub reconnects: u64,
+    /// Time from a stream's end to its new event-stream head: p50, ms.
+    pub reconnect_p50_ms: Option<f64>,
+    /// Maximum.
+    pub reconnect_max_ms: Option<f64>,
+    /// From the first stream that ended to the last reconnection, ms: the time until every
+    /// subscriber was back. `null` when none reconnected or some were still reconnecting.
+    pub all_back_ms: Option<f64>,
+    /// Subscribers still reconnecting when the main phase ended.
+    pub still_reconnecting: u64,
     /// Failures by kind over the whole run (ramp, phases, publishing).
     pub errors: BTreeMap<String, u64>,
     /// The first subscribe reply that was not a 200 event stream, quoted

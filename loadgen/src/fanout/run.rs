@@ -58,6 +58,8 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         source_ips: settings.source_ips.clone(),
         response_timeout_ms: settings.response_timeout.as_millis() as u64,
         run_id,
+        reconnect: settings.reconnect,
+        default_retry_ms: settings.retry.as_millis() as u64,
     };
     let publish = PublishTarget {
         nodes: publish_nodes,

@@ -47,6 +47,11 @@ pub struct FanoutSettings {
     /// Time allowed from connect to response head.
     #[serde(with = "secs")]
     pub response_timeout: Duration,
+    /// Reconnect a stream that ended, after `retry`, to the next URL, with `Last-Event-ID`.
+    pub reconnect: bool,
+    /// The reconnection delay until the server sends `retry`.
+    #[serde(with = "secs")]
+    pub retry: Duration,
     /// Idle time after the ramp before the "after" memory readings.
     #[serde(with = "secs")]
     pub settle: Duration,
@@ -109,6 +114,8 @@ impl Default for FanoutSettings {
             drain_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(1),
+            reconnect: false,
+            retry: Duration::from_secs(3),
             server_pid: None,
             metrics_url: None,
             rate_search: false,

@@ -13,6 +13,8 @@
 //! - `connection`: one connection's state and what it owns.
 //! - `response`: the response head, body framing and event parsing of a connection's bytes.
 //! - `tracking`: which events of the phase each connection received; the phase's report.
+//! - `reconnect`: `--reconnect` as `EventSource` does it: `retry` with jitter, `Last-Event-ID`,
+//!   the next node.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -27,6 +29,7 @@ use crate::stats::PhaseReport;
 pub mod connect;
 mod connection;
 pub mod event_loop;
+mod reconnect;
 mod response;
 mod tracking;
 
@@ -56,6 +59,12 @@ pub struct SubscriberTarget {
     pub response_timeout_ms: u64,
     /// The run id in the payloads that count.
     pub run_id: u64,
+    /// Reconnect when a stream ends (`--reconnect`), to the next node, with `Last-Event-ID`.
+    #[serde(default)]
+    pub reconnect: bool,
+    /// The reconnection delay until the server sends `retry`, ms (`--retry`).
+    #[serde(default)]
+    pub default_retry_ms: u64,
 }
 
 /// The share of a group's connections one thread opens.

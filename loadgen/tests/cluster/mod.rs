@@ -31,3 +31,55 @@ fn urls_and_publish_urls_spread_round_robin() {
         );
     }
 }
+
+/// Twenty subscribers over two nodes; node 0 closes its ten streams right after event 4 of 20.
+/// With `--reconnect` each of the ten waits the server's `retry` (50 ms, not the 5 s default),
+/// reconnects to the next node, node 1, with `Last-Event-ID: 4`, and what that node replays
+/// decides the counts exactly: an exact replay loses and repeats nothing, a replay that repeats
+/// event 4 gives one duplicate per reconnected subscriber, one that skips event 5 one loss.
+/// Without `--reconnect` the ten are dropped and lose events 5-19, as before.
+#[test]
+fn reconnect_counts_loss_and_duplicates_across_connections() {
+    // (reconnect, replay offset, deliveries, lost, duplicated, dropped)
+    let cases: &[(bool, i64, u64, u64, u64, u64)] = &[
+        (true, 0, 400, 0, 0, 0),
+        (true, -1, 400, 0, 10, 0),
+        (true, 1, 390, 10, 0, 0),
+        (false, 0, 250, 150, 0, 10),
+    ];
+    for &(reconnect, offset, deliveries, lost, duplicated, dropped) in cases {
+        let (nodes, shared) = failover_brokers(2, 4, offset);
+        let mut s = small_run(&nodes[0].url(), 20, 20);
+        s.urls.push(nodes[1].url());
+        s.reconnect = reconnect;
+        s.retry = std::time::Duration::from_secs(5);
+        s.drain_timeout = std::time::Duration::from_secs(2);
+        let r = run_fanout(&s).unwrap().report;
+        let case = format!("reconnect {reconnect}, offset {offset}");
+        assert_eq!(r.connections_open, 20, "{case}: {r:#?}");
+        assert_eq!(
+            (r.deliveries, r.lost, r.duplicated, r.dropped_connections),
+            (deliveries, lost, duplicated, dropped),
+            "{case}: {r:#?}"
+        );
+        assert_eq!(r.out_of_order, 0, "{case}");
+        let ids = &shared.lock().unwrap().last_event_ids;
+        if reconnect {
+            assert_eq!(r.reconnects, 10, "{case}: {r:#?}");
+            assert_eq!(r.still_reconnecting, 0, "{case}");
+            assert!(r.errors.is_empty(), "{case}: {:?}", r.errors);
+            assert_eq!(*ids, vec![(1, "4".to_string()); 10], "{case}");
+            let (p50, max) = (r.reconnect_p50_ms.unwrap(), r.reconnect_max_ms.unwrap());
+            assert!(
+                (50.0..1000.0).contains(&p50) && max >= p50,
+                "{case}: {p50} {max}"
+            );
+            let all_back = r.all_back_ms.unwrap();
+            assert!(all_back >= p50 && all_back < 2000.0, "{case}: {all_back}");
+        } else {
+            assert_eq!((r.reconnects, r.all_back_ms), (0, None), "{case}");
+            assert_eq!(r.errors.get("closed_by_server"), Some(&10), "{case}");
+            assert!(ids.is_empty(), "{case}");
+        }
+    }
+}
