@@ -176,9 +176,10 @@ pub struct RunArgs {
     /// Idle time after all connections opened, before reading memory.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub settle: Duration,
-    /// Server process id: memory and CPU from /proc (children included).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Server process id: memory and CPU from /proc (children included); repeatable: a
+    /// cluster's processes are summed into one figure.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
     /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
     /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
     #[arg(long)]
@@ -346,7 +347,7 @@ impl RunArgs {
             settle: self.settle,
             reconnect: self.reconnect,
             retry: self.retry,
-            server_pid: self.server_pid,
+            server_pids: self.server_pids.clone(),
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
             search_events: self.search_events,

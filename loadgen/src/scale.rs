@@ -57,9 +57,9 @@ fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
 
 /// Runs every step, printing the table to `out`.
 pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
-    let probe = match (s.base.server_pid, &s.base.metrics_url) {
-        (Some(pid), _) => ServerProbe::Pid(pid),
-        (None, Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
+    let probe = match (&s.base.server_pids[..], &s.base.metrics_url) {
+        ([_, ..], _) => ServerProbe::Pids(s.base.server_pids.clone()),
+        ([], Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
         _ => ServerProbe::None,
     };
     let mut reports = Vec::new();

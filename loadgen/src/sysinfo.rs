@@ -46,12 +46,27 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Every process of the trees of `pids`, each once (a pid given twice, or one inside another's
+/// tree, is counted once).
+pub fn process_trees(pids: &[u32]) -> Vec<u32> {
+    let mut all: Vec<u32> = pids.iter().flat_map(|&p| process_tree(p)).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Resident memory of `pid` and its descendants in bytes; `None` if `pid` does not exist.
 pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
+    trees_rss_bytes(&[pid])
+}
+
+/// Resident memory of the processes of `pids` and their descendants, summed, in bytes (each
+/// process once); `None` if none of them exists.
+pub fn trees_rss_bytes(pids: &[u32]) -> Option<u64> {
     let page = page_size();
     let mut total = 0;
     let mut found = false;
-    for p in process_tree(pid) {
+    for p in process_trees(pids) {
         if let Ok(statm) = fs::read_to_string(format!("/proc/{p}/statm")) {
             let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
             total += resident * page;
@@ -63,9 +78,15 @@ pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
 
 /// User plus system CPU seconds of `pid` and its descendants.
 pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    trees_cpu_seconds(&[pid])
+}
+
+/// User plus system CPU seconds of the processes of `pids` and their descendants, summed
+/// (each process once); `None` if none of them exists.
+pub fn trees_cpu_seconds(pids: &[u32]) -> Option<f64> {
     let mut ticks = 0u64;
     let mut found = false;
-    for p in process_tree(pid) {
+    for p in process_trees(pids) {
         if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
             // Fields after the command name (which may contain spaces) start at ") ".
             let after = &stat[stat.rfind(')')? + 2..];
@@ -268,8 +289,9 @@ pub fn parse_metrics(text: &str) -> ProcessMetrics {
 /// Where the server's memory and CPU figures come from.
 #[derive(Debug, Clone)]
 pub enum ServerProbe {
-    /// `/proc/PID` of the server and its children.
-    Pid(u32),
+    /// `/proc/PID` of the server processes (one, or every node of a cluster) and their
+    /// children, summed.
+    Pids(Vec<u32>),
     /// The server's Prometheus endpoint.
     Metrics(HttpUrl),
     /// Not measured.
@@ -280,7 +302,7 @@ impl ServerProbe {
     /// A short name for the report.
     pub fn source(&self) -> &'static str {
         match self {
-            ServerProbe::Pid(_) => "proc",
+            ServerProbe::Pids(_) => "proc",
             ServerProbe::Metrics(_) => "metrics",
             ServerProbe::None => "none",
         }
@@ -289,7 +311,7 @@ impl ServerProbe {
     /// The server's resident memory now.
     pub fn rss_bytes(&self) -> Option<u64> {
         match self {
-            ServerProbe::Pid(pid) => tree_rss_bytes(*pid),
+            ServerProbe::Pids(pids) => trees_rss_bytes(pids),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.rss_bytes,
             ServerProbe::None => None,
         }
@@ -298,7 +320,7 @@ impl ServerProbe {
     /// The server's CPU seconds so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         match self {
-            ServerProbe::Pid(pid) => tree_cpu_seconds(*pid),
+            ServerProbe::Pids(pids) => trees_cpu_seconds(pids),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.cpu_seconds,
             ServerProbe::None => None,
         }
@@ -362,5 +384,43 @@ mod tests {
         assert!(tree_rss_bytes(me).unwrap() > 0);
         assert!(tree_cpu_seconds(me).is_some());
         assert!(tree_rss_bytes(u32::MAX - 1).is_none());
+    }
+
+    /// Several pids sum their trees, each process once: two children of ours add up, a pid
+    /// given twice or inside another's tree is not counted again. Regression test for issue
+    /// 11 (server memory of one pid only).
+    #[test]
+    fn several_trees_sum_each_process_once() {
+        let spawn = || {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap()
+        };
+        let (mut a, mut b) = (spawn(), spawn());
+        let (pa, pb) = (a.id(), b.id());
+        let rss = |pids: &[u32]| trees_rss_bytes(pids).unwrap();
+        // `sleep` maps its pages as it starts: compare readings taken while nothing moved.
+        let (ra, rb) = loop {
+            let (ra, rb) = (rss(&[pa]), rss(&[pb]));
+            let (both, twice) = (rss(&[pa, pb]), rss(&[pa, pb, pa]));
+            if (rss(&[pa]), rss(&[pb])) == (ra, rb) {
+                assert_eq!((both, twice), (ra + rb, ra + rb));
+                break (ra, rb);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(ra > 0 && rb > 0);
+        let me = std::process::id();
+        assert_eq!(process_trees(&[me, pa]), process_trees(&[me]));
+        assert_eq!(trees_rss_bytes(&[u32::MAX - 1, pa]), Some(ra));
+        assert_eq!(trees_rss_bytes(&[u32::MAX - 1]), None);
+        let probe = ServerProbe::Pids(vec![pa, pb]);
+        assert_eq!(probe.rss_bytes(), Some(ra + rb));
+        assert!(probe.cpu_seconds().is_some());
+        for child in [&mut a, &mut b] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

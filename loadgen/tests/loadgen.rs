@@ -828,7 +828,7 @@ fn scale_then_report() {
     let json = dir.join("runs.jsonl");
     let mut base = small_run(&server.url(), 0, 10);
     base.label = "ours".into();
-    base.server_pid = Some(std::process::id());
+    base.server_pids = vec![std::process::id()];
     let settings = sse_loadgen::scale::ScaleSettings {
         base,
         steps: vec![10, 30],

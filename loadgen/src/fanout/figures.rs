@@ -150,6 +150,7 @@ impl FanoutRun {
                 0.0
             },
             memory_source: m.memory_source.into(),
+            server_pids: s.server_pids.clone(),
             server_rss_before_bytes: m.rss.0,
             server_rss_after_bytes: m.rss.1,
             server_rss_per_conn_bytes: per_conn(m.rss),

@@ -159,6 +159,8 @@ pub struct FanoutReport {
     pub deliveries_per_sec: f64,
     /// Where server memory and CPU come from: `proc`, `metrics` or `none`.
     pub memory_source: String,
+    /// The server pids (`--server-pid`) whose process trees are summed, each process once.
+    pub server_pids: Vec<u32>,
     /// Server RSS before opening the connections, bytes.
     pub server_rss_before_bytes: Option<u64>,
     /// Server RSS with every connection open and idle, bytes.

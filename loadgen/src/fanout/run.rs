@@ -138,26 +138,29 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     Ok(run)
 }
 
-/// Where server memory and CPU are read from: `--server-pid` (which must exist), else
+/// Where server memory and CPU are read from: `--server-pid` (each must exist; their trees
+/// are summed), else
 /// `--metrics-url`, else nowhere.
 fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
-    Ok(match (settings.server_pid, &settings.metrics_url) {
-        (Some(pid), _) => {
-            if sysinfo::tree_rss_bytes(pid).is_none() {
-                return Err(Error::Config(format!(
-                    "--server-pid {pid}: no such process"
-                )));
+    Ok(match (&settings.server_pids[..], &settings.metrics_url) {
+        ([_, ..], _) => {
+            for &pid in &settings.server_pids {
+                if sysinfo::tree_rss_bytes(pid).is_none() {
+                    return Err(Error::Config(format!(
+                        "--server-pid {pid}: no such process"
+                    )));
+                }
             }
-            ServerProbe::Pid(pid)
+            ServerProbe::Pids(settings.server_pids.clone())
         }
-        (None, Some(m)) => {
+        ([], Some(m)) => {
             let url = HttpUrl::parse(m)?;
             if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
                 eprintln!("sse-loadgen: warning: {warning}");
             }
             ServerProbe::Metrics(url)
         }
-        (None, None) => ServerProbe::None,
+        ([], None) => ServerProbe::None,
     })
 }
 

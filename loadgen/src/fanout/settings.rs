@@ -55,8 +55,8 @@ pub struct FanoutSettings {
     /// Idle time after the ramp before the "after" memory readings.
     #[serde(with = "secs")]
     pub settle: Duration,
-    /// The server's pid, for /proc readings.
-    pub server_pid: Option<u32>,
+    /// The server's pids (one per node), for /proc readings summed over their trees.
+    pub server_pids: Vec<u32>,
     /// The server's Prometheus endpoint.
     pub metrics_url: Option<String>,
     /// Run the rate search after the main phase.
@@ -116,7 +116,7 @@ impl Default for FanoutSettings {
             settle: Duration::from_secs(1),
             reconnect: false,
             retry: Duration::from_secs(3),
-            server_pid: None,
+            server_pids: Vec::new(),
             metrics_url: None,
             rate_search: false,
             search_events: 20,

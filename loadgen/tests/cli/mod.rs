@@ -60,3 +60,22 @@ fn url_and_publish_url_repeat() {
         assert_eq!(s.publish_urls, publish, "{args:?}");
     }
 }
+
+/// `--server-pid` is repeatable: every pid reaches the settings, in order.
+#[test]
+fn server_pid_repeats() {
+    let args = [
+        "sse-loadgen",
+        "scale",
+        "--url",
+        "http://a/",
+        "--server-pid",
+        "7",
+        "--server-pid",
+        "9",
+    ];
+    let Command::Scale(a) = Cli::try_parse_from(args).unwrap().command else {
+        panic!("{args:?}");
+    };
+    assert_eq!(a.run.settings(1).server_pids, [7, 9]);
+}

@@ -1,6 +1,8 @@
 //! Runs over several servers (nodes): subscribers and publishes spread round-robin over
 //! `--url` and `--publish-url`.
 
+use std::time::Duration;
+
 use sse_loadgen::fanout::run_fanout;
 
 use crate::util::*;
@@ -52,8 +54,8 @@ fn reconnect_counts_loss_and_duplicates_across_connections() {
         let mut s = small_run(&nodes[0].url(), 20, 20);
         s.urls.push(nodes[1].url());
         s.reconnect = reconnect;
-        s.retry = std::time::Duration::from_secs(5);
-        s.drain_timeout = std::time::Duration::from_secs(2);
+        s.retry = Duration::from_secs(5);
+        s.drain_timeout = Duration::from_secs(2);
         let r = run_fanout(&s).unwrap().report;
         let case = format!("reconnect {reconnect}, offset {offset}");
         assert_eq!(r.connections_open, 20, "{case}: {r:#?}");
@@ -82,4 +84,44 @@ fn reconnect_counts_loss_and_duplicates_across_connections() {
             assert!(ids.is_empty(), "{case}");
         }
     }
+}
+
+/// Server memory of several pids is one figure: the sum of their process trees. Two idle child
+/// processes stand in for two nodes, so their memory does not move during the run.
+#[test]
+fn server_pids_are_summed_into_one_figure() {
+    let server = RealServer::start();
+    let spawn = || {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap()
+    };
+    let mut nodes = [spawn(), spawn()];
+    let pids: Vec<u32> = nodes.iter().map(|c| c.id()).collect();
+    let each = || -> u64 {
+        pids.iter()
+            .map(|&p| sse_loadgen::sysinfo::tree_rss_bytes(p).unwrap())
+            .sum()
+    };
+    // `sleep` maps its pages as it starts: wait until its memory holds still.
+    let mut last = each();
+    assert!(poll_until(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = each();
+        std::mem::replace(&mut last, now) == now
+    }));
+    let each = each();
+    let mut s = small_run(&server.url(), 4, 2);
+    s.server_pids = pids.clone();
+    let r = run_fanout(&s).unwrap().report;
+    for child in nodes.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(r.memory_source, "proc");
+    assert_eq!(r.server_pids, pids);
+    assert_eq!(r.server_rss_before_bytes, Some(each));
+    assert_eq!(r.server_rss_after_bytes, Some(each));
+    assert!(r.server_cpu_s.is_some());
 }
