@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster;
+mod rate_search;
 mod util;
 
 use std::io::Write;

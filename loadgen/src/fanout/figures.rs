@@ -168,7 +168,11 @@ impl FanoutRun {
             loadgen_rss_bytes: m.loadgen_rss,
             rate_search: s.rate_search,
             max_sustained_rate: best_rate,
-            max_sustained_deliveries_per_sec: best_rate.map(|r| r * opened as f64),
+            // The subscribers of the passing phase: those opened in the ramp may have dropped
+            // since (issue 11).
+            max_sustained_deliveries_per_sec: best_rate
+                .zip(m.search.best_connections)
+                .map(|(r, c)| r * c as f64),
             rate_search_server_cpu_s_per_million_deliveries: if s.rate_search {
                 per_million(m.search.server_cpu_s, m.search.deliveries)
             } else {

@@ -13,6 +13,9 @@ pub struct SearchPhase {
     pub rate: f64,
     /// Events published.
     pub events: u64,
+    /// Subscribers streaming when the phase started: those that owed each of its events.
+    #[serde(default)]
+    pub connections: u64,
     /// Deliveries.
     pub deliveries: u64,
     /// Lost deliveries.
@@ -196,7 +199,8 @@ pub struct FanoutReport {
     /// Highest rate of a passing search phase, events/s (the search doubles the rate from
     /// `--rate` until a phase fails, then bisects to within 10 %).
     pub max_sustained_rate: Option<f64>,
-    /// That rate x connections open.
+    /// That rate x the subscribers still connected in that phase (not those opened in the
+    /// ramp: some may have dropped since).
     pub max_sustained_deliveries_per_sec: Option<f64>,
     /// Server CPU seconds per million deliveries over the search phases.
     pub rate_search_server_cpu_s_per_million_deliveries: Option<f64>,
