@@ -55,7 +55,8 @@ fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
     }
 }
 
-/// Runs every step, printing the table to `out`.
+/// Runs every step, printing the table to `out`; stops with [`Error::NothingMeasured`] at a
+/// step that measured nothing (no JSON line for it; the table of the steps before it printed).
 pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
     let probe = match (&s.base.server_pids[..], &s.base.metrics_url) {
         ([_, ..], _) => ServerProbe::Pids(s.base.server_pids.clone()),
@@ -75,6 +76,14 @@ pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutRe
             eprintln!("sse-loadgen: scale step {connections} connections");
         }
         let run = run_fanout(&settings)?;
+        // A step that measured nothing ends the scale run: later steps would measure nothing
+        // either, and a table row of zeros would read as a result. The steps before it stand.
+        if let Some(why) = run.report.nothing_measured() {
+            print_scale_table(&reports, out).map_err(|e| Error::io("cannot write", e))?;
+            return Err(Error::NothingMeasured(format!(
+                "step {connections} connections: {why}"
+            )));
+        }
         if let Some(path) = &s.json {
             append_json_line(path, &run.report)?;
         }

@@ -218,8 +218,9 @@ pub struct FanoutRun {
 }
 
 impl FanoutReport {
-    /// Why this run measured nothing, when it did: no subscriber connected, or every publish
-    /// of the main phase failed. Names the failures and quotes the server's first refusal.
+    /// Why this run measured nothing, when it did: no subscriber connected (then nothing was
+    /// published), or every publish of the main phase failed. Names the failures and quotes
+    /// the server's first refusal.
     pub fn nothing_measured(&self) -> Option<String> {
         let kinds = |publish: bool| {
             let list: Vec<String> = self
@@ -242,14 +243,14 @@ impl FanoutReport {
         let mut why = Vec::new();
         if self.connections_open == 0 {
             why.push(format!(
-                "no subscriber connected ({} of {} failed{}){}",
+                "no subscriber connected ({} of {} failed{}), so nothing was published{}",
                 self.connections_failed,
                 self.connections,
                 kinds(false),
                 quote(&self.first_subscribe_refusal)
             ));
         }
-        if self.published == 0 && self.events > 0 {
+        if self.connections_open > 0 && self.published == 0 && self.events > 0 {
             why.push(format!(
                 "every publish failed ({} of {}{}){}",
                 self.events,
@@ -279,6 +280,7 @@ mod tests {
         };
         let no_subscribers = FanoutReport {
             connections_open: 0,
+            published: 0,
             connections_failed: 3,
             errors: [("bad_content_type".to_string(), 3)].into(),
             first_subscribe_refusal: Some("200 OK, content type text/plain: \"ok\"".into()),
@@ -295,8 +297,8 @@ mod tests {
             (
                 &no_subscribers,
                 Some(
-                    "no subscriber connected (3 of 3 failed: bad_content_type=3); first reply: \
-                     200 OK, content type text/plain: \"ok\"",
+                    "no subscriber connected (3 of 3 failed: bad_content_type=3), so nothing was \
+                     published; first reply: 200 OK, content type text/plain: \"ok\"",
                 ),
             ),
             (

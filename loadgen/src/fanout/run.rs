@@ -11,7 +11,7 @@ use super::settings::{
     FanoutSettings, preflight, publish_urls_for, random_run_id, subscribe_request, validate,
 };
 use crate::error::{Error, Result};
-use crate::publisher::{PublishNode, PublishTarget};
+use crate::publisher::{PublishNode, PublishOutcome, PublishTarget};
 use crate::stats::{ErrorCounts, count_error};
 use crate::subscriber::{ProgressSnapshot, SubscribeNode, SubscriberTarget, unix_now_ns};
 use crate::sysinfo::{self, ServerProbe};
@@ -89,14 +89,20 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     // Main phase.
     let loadgen_cpu_0 = rig.loadgen_cpu();
     let server_cpu_0 = probe.cpu_seconds();
-    let (main, publish_out) =
-        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?;
+    // Without a single subscriber there is nothing to deliver to: publishing would only
+    // change the server under test (issue 15), so the run collects its failures and ends.
+    let nobody = ramp_progress.opened == 0;
+    let (main, publish_out) = if nobody {
+        (rig.collect_without_publishing()?, PublishOutcome::default())
+    } else {
+        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?
+    };
     let server_cpu_1 = probe.cpu_seconds();
     let loadgen_cpu_1 = rig.loadgen_cpu();
 
     // Rate search on the same connections.
     let mut errors = ErrorCounts::new();
-    let search = if settings.rate_search {
+    let search = if settings.rate_search && !nobody {
         run_rate_search(&mut rig, &probe, settings, settings.events, &mut errors)?
     } else {
         SearchOutcome::default()
