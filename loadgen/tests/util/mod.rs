@@ -360,11 +360,13 @@ pub struct SharedBroker {
 /// given `Last-Event-ID: N`, first replays the events from `N + 1 + replay_offset` (0: exact;
 /// -1: one event again; 1: one event skipped); `POST /publish` gives the body the next id and
 /// writes it to every subscriber of every node. Right after event `kill_after`, node 0 closes
-/// all its streams, as a node that dies does.
+/// all its streams, as a node that dies does. Node `broken`, if any, records a subscribe with
+/// `Last-Event-ID` and closes it before answering.
 pub fn failover_brokers(
     nodes: usize,
     kill_after: u64,
     replay_offset: i64,
+    broken: Option<usize>,
 ) -> (Vec<FakeServer>, Arc<Mutex<SharedBroker>>) {
     let shared: Arc<Mutex<SharedBroker>> = Arc::default();
     let servers = (0..nodes)
@@ -372,6 +374,12 @@ pub fn failover_brokers(
             let shared = shared.clone();
             FakeServer::start(move |stream, req| {
                 let mut b = shared.lock().unwrap();
+                if let Some(id) = req.header("last-event-id")
+                    && Some(node) == broken
+                {
+                    b.last_event_ids.push((node, id.to_string()));
+                    return After::Close;
+                }
                 if req.method == "GET" {
                     let head =
                         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nretry: 50\n\n";
