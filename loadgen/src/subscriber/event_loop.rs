@@ -167,8 +167,7 @@ impl SubscriberLoop {
     fn open(&mut self, deadline: Instant) {
         let i = self.conns.len();
         let global = self.plan.first_index + i;
-        let src = (!self.target.source_ips.is_empty())
-            .then(|| self.target.source_ips[global % self.target.source_ips.len()]);
+        let src = self.target.source_for(global);
         let mut sub = Subscriber::unconnected();
         sub.node = global % self.target.nodes.len();
         match connect(src, self.target.nodes[sub.node].addr) {
@@ -415,9 +414,7 @@ impl SubscriberLoop {
     /// Connects waiting connection `i` again, to its (next) node, with `Last-Event-ID` set to
     /// the last event id it saw, as `EventSource` does.
     fn reopen(&mut self, i: usize, deadline: Instant) {
-        let global = self.plan.first_index + i;
-        let src = (!self.target.source_ips.is_empty())
-            .then(|| self.target.source_ips[global % self.target.source_ips.len()]);
+        let src = self.target.source_for(self.plan.first_index + i);
         let conn = &mut self.conns[i];
         let node = &self.target.nodes[conn.node];
         let id = conn.parser.last_event_id().to_vec();

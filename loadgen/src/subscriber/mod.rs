@@ -67,6 +67,16 @@ pub struct SubscriberTarget {
     pub default_retry_ms: u64,
 }
 
+impl SubscriberTarget {
+    /// The source address of subscriber `global`: the addresses in turn over the subscribers of
+    /// each node (`global / nodes`), so every node sees every source address and each
+    /// (source, node) pair has its own ephemeral ports.
+    pub fn source_for(&self, global: usize) -> Option<IpAddr> {
+        let ips = &self.source_ips;
+        (!ips.is_empty()).then(|| ips[(global / self.nodes.len().max(1)) % ips.len()])
+    }
+}
+
 /// The share of a group's connections one thread opens.
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadPlan {

@@ -155,3 +155,26 @@ fn reconnect_moves_on_to_the_node_after_a_failed_attempt() {
         .collect();
     assert_eq!(ids, want);
 }
+
+/// With two nodes and two source addresses, each node gets both addresses (the address turns
+/// over each node's own subscribers), so no (source, node) pair is left unused.
+#[test]
+fn source_ips_turn_within_each_node() {
+    let (a, _, peers_a) = fake_broker_with_peers(Mode::Honest);
+    let (b, _, peers_b) = fake_broker_with_peers(Mode::Honest);
+    let mut s = small_run(&a.url(), 8, 2);
+    s.urls.push(b.url());
+    s.source_ips = sse_loadgen::units::parse_ip_range("127.0.0.2-127.0.0.3").unwrap();
+    let r = run_fanout(&s).unwrap().report;
+    assert_eq!(r.connections_open, 8, "{r:#?}");
+    for peers in [peers_a, peers_b] {
+        let mut ips: Vec<String> = peers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.ip().to_string())
+            .collect();
+        ips.sort();
+        assert_eq!(ips, ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
+    }
+}
