@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::fanout::{FanoutReport, FanoutSettings, run_fanout};
-use crate::sysinfo::ServerProbe;
+use crate::sysinfo::{ServerPids, ServerProbe};
 use crate::url::HttpUrl;
 
 /// How `scale` runs.
@@ -59,7 +59,7 @@ fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
 /// step that measured nothing (no JSON line for it; the table of the steps before it printed).
 pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
     let probe = match (&s.base.server_pids[..], &s.base.metrics_url) {
-        ([_, ..], _) => ServerProbe::Pids(s.base.server_pids.clone()),
+        ([_, ..], _) => ServerProbe::Pids(ServerPids::new(s.base.server_pids.clone())),
         ([], Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
         _ => ServerProbe::None,
     };

@@ -1,9 +1,11 @@
 //! Readings from the operating system and from a server's `/metrics`: resident memory and CPU
 //! time of a process tree, the kernel's TCP socket memory, our own usage, the fd limit.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::http;
@@ -84,19 +86,59 @@ pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
 /// User plus system CPU seconds of the processes of `pids` and their descendants, summed
 /// (each process once); `None` if none of them exists.
 pub fn trees_cpu_seconds(pids: &[u32]) -> Option<f64> {
-    let mut ticks = 0u64;
-    let mut found = false;
-    for p in process_trees(pids) {
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
-            // Fields after the command name (which may contain spaces) start at ") ".
-            let after = &stat[stat.rfind(')')? + 2..];
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-            ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            found = true;
+    let ticks: Vec<u64> = process_trees(pids)
+        .into_iter()
+        .filter_map(process_cpu_ticks)
+        .collect();
+    (!ticks.is_empty()).then(|| ticks.iter().sum::<u64>() as f64 / clock_ticks())
+}
+
+/// User plus system CPU time of one process, in clock ticks; `None` if it does not exist.
+fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The server processes of `--server-pid` (one, or every node of a cluster) and the CPU each
+/// process of their trees was last seen to have used.
+#[derive(Debug, Clone)]
+pub struct ServerPids {
+    /// The pids given; their trees are read at every reading.
+    roots: Vec<u32>,
+    /// The last CPU ticks read per process. A process that exits (a node killed mid-run, a
+    /// child that ended) keeps its last reading, so the cluster's CPU never goes back.
+    last_ticks: Arc<Mutex<BTreeMap<u32, u64>>>,
+}
+
+impl ServerPids {
+    /// The trees of `roots`.
+    pub fn new(roots: Vec<u32>) -> Self {
+        ServerPids {
+            roots,
+            last_ticks: Arc::default(),
         }
     }
-    found.then(|| ticks as f64 / clock_ticks())
+
+    /// Resident memory of every live process of the trees, each once.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        trees_rss_bytes(&self.roots)
+    }
+
+    /// CPU seconds of every process of the trees seen so far, each once, those gone included
+    /// at their last reading; `None` before any was found.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let mut last = self.last_ticks.lock().unwrap_or_else(|e| e.into_inner());
+        for p in process_trees(&self.roots) {
+            if let Some(ticks) = process_cpu_ticks(p) {
+                last.insert(p, ticks);
+            }
+        }
+        (!last.is_empty()).then(|| last.values().sum::<u64>() as f64 / clock_ticks())
+    }
 }
 
 /// Kernel memory held by TCP sockets, bytes: the socket buffers (`mem` of the `TCP:` line of
@@ -291,7 +333,7 @@ pub fn parse_metrics(text: &str) -> ProcessMetrics {
 pub enum ServerProbe {
     /// `/proc/PID` of the server processes (one, or every node of a cluster) and their
     /// children, summed.
-    Pids(Vec<u32>),
+    Pids(ServerPids),
     /// The server's Prometheus endpoint.
     Metrics(HttpUrl),
     /// Not measured.
@@ -311,7 +353,7 @@ impl ServerProbe {
     /// The server's resident memory now.
     pub fn rss_bytes(&self) -> Option<u64> {
         match self {
-            ServerProbe::Pids(pids) => trees_rss_bytes(pids),
+            ServerProbe::Pids(pids) => pids.rss_bytes(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.rss_bytes,
             ServerProbe::None => None,
         }
@@ -320,7 +362,7 @@ impl ServerProbe {
     /// The server's CPU seconds so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         match self {
-            ServerProbe::Pids(pids) => trees_cpu_seconds(pids),
+            ServerProbe::Pids(pids) => pids.cpu_seconds(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.cpu_seconds,
             ServerProbe::None => None,
         }
@@ -415,12 +457,43 @@ mod tests {
         assert_eq!(process_trees(&[me, pa]), process_trees(&[me]));
         assert_eq!(trees_rss_bytes(&[u32::MAX - 1, pa]), Some(ra));
         assert_eq!(trees_rss_bytes(&[u32::MAX - 1]), None);
-        let probe = ServerProbe::Pids(vec![pa, pb]);
+        let probe = ServerProbe::Pids(ServerPids::new(vec![pa, pb]));
         assert_eq!(probe.rss_bytes(), Some(ra + rb));
         assert!(probe.cpu_seconds().is_some());
         for child in [&mut a, &mut b] {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// A node that exits mid-run keeps the CPU it used in the sum: the cluster's CPU never goes
+    /// back. Regression test for `--server-pid` repeated (a node killed in a failover run took
+    /// its CPU out of the second reading).
+    #[test]
+    fn cpu_of_a_process_that_exited_stays_counted() {
+        let busy = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30";
+        let mut a = std::process::Command::new("sh")
+            .args(["-c", busy])
+            .spawn()
+            .unwrap();
+        let mut b = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pids = ServerPids::new(vec![a.id(), b.id()]);
+        // Wait until the busy loop has used a few ticks.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut before = pids.cpu_seconds().unwrap();
+        while before < 0.05 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            before = pids.cpu_seconds().unwrap();
+        }
+        assert!(before >= 0.05, "{before}");
+        let _ = a.kill();
+        let _ = a.wait();
+        let after = pids.cpu_seconds().unwrap();
+        assert!(after >= before, "{before} -> {after}");
+        let _ = b.kill();
+        let _ = b.wait();
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::publisher::{PublishNode, PublishOutcome, PublishTarget};
 use crate::stats::{ErrorCounts, count_error};
 use crate::subscriber::{ProgressSnapshot, SubscribeNode, SubscriberTarget, unix_now_ns};
-use crate::sysinfo::{self, ServerProbe};
+use crate::sysinfo::{self, ServerPids, ServerProbe};
 use crate::url::HttpUrl;
 
 /// File descriptors kept free in each process for pipes, publishers and /proc reads.
@@ -157,7 +157,7 @@ fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
                     )));
                 }
             }
-            ServerProbe::Pids(settings.server_pids.clone())
+            ServerProbe::Pids(ServerPids::new(settings.server_pids.clone()))
         }
         ([], Some(m)) => {
             let url = HttpUrl::parse(m)?;
