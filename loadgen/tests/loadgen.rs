@@ -1,5 +1,7 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
-//! servers, across worker processes, and of the command line.
+//! servers, across worker processes, and of the command line. By concern, in modules: `cli`
+//! (options reach the settings), `cluster` (several nodes, `--reconnect`, several server pids),
+//! `nothing` (runs that measured nothing), `rate_search` (its figures); `util` holds the servers.
 
 mod cli;
 mod cluster;
