@@ -428,42 +428,69 @@ mod tests {
         assert!(tree_rss_bytes(u32::MAX - 1).is_none());
     }
 
+    /// A child process of the test, killed and reaped when dropped (also when a test fails).
+    struct TestChild(std::process::Child);
+
+    impl TestChild {
+        /// Runs `sh -c script`.
+        fn sh(script: &str) -> TestChild {
+            TestChild(
+                std::process::Command::new("sh")
+                    .args(["-c", script])
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+
+        /// Its pid.
+        fn id(&self) -> u32 {
+            self.0.id()
+        }
+    }
+
+    impl Drop for TestChild {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     /// Several pids sum their trees, each process once: two children of ours add up, a pid
     /// given twice or inside another's tree is not counted again. Regression test for issue
     /// 11 (server memory of one pid only).
     #[test]
     fn several_trees_sum_each_process_once() {
-        let spawn = || {
-            std::process::Command::new("sleep")
-                .arg("30")
-                .spawn()
-                .unwrap()
-        };
-        let (mut a, mut b) = (spawn(), spawn());
+        let (a, b) = (
+            TestChild::sh("exec sleep 30"),
+            TestChild::sh("exec sleep 30"),
+        );
         let (pa, pb) = (a.id(), b.id());
-        let rss = |pids: &[u32]| trees_rss_bytes(pids).unwrap();
-        // `sleep` maps its pages as it starts: compare readings taken while nothing moved.
-        let (ra, rb) = loop {
-            let (ra, rb) = (rss(&[pa]), rss(&[pb]));
-            let (both, twice) = (rss(&[pa, pb]), rss(&[pa, pb, pa]));
-            if (rss(&[pa]), rss(&[pb])) == (ra, rb) {
-                assert_eq!((both, twice), (ra + rb, ra + rb));
-                break (ra, rb);
+        let rss = |pids: &[u32]| trees_rss_bytes(pids);
+        let probe = ServerProbe::Pids(ServerPids::new(vec![pa, pb]));
+        // A new process maps its pages as it starts: compare readings taken while neither
+        // child's memory moved.
+        let stable = (0..250).find_map(|_| {
+            let (ra, rb) = (rss(&[pa]).unwrap(), rss(&[pb]).unwrap());
+            let readings = (
+                rss(&[pa, pb]),
+                rss(&[pa, pb, pa]),
+                rss(&[u32::MAX - 1, pa]),
+                probe.rss_bytes(),
+            );
+            let still = (rss(&[pa]).unwrap(), rss(&[pb]).unwrap()) == (ra, rb);
+            if !still {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+            still.then_some((ra, rb, readings))
+        });
+        let (ra, rb, readings) = stable.expect("the children's memory never held still");
         assert!(ra > 0 && rb > 0);
+        let sum = Some(ra + rb);
+        assert_eq!(readings, (sum, sum, Some(ra), sum));
+        assert_eq!(trees_rss_bytes(&[u32::MAX - 1]), None);
         let me = std::process::id();
         assert_eq!(process_trees(&[me, pa]), process_trees(&[me]));
-        assert_eq!(trees_rss_bytes(&[u32::MAX - 1, pa]), Some(ra));
-        assert_eq!(trees_rss_bytes(&[u32::MAX - 1]), None);
-        let probe = ServerProbe::Pids(ServerPids::new(vec![pa, pb]));
-        assert_eq!(probe.rss_bytes(), Some(ra + rb));
         assert!(probe.cpu_seconds().is_some());
-        for child in [&mut a, &mut b] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 
     /// A node that exits mid-run keeps the CPU it used in the sum: the cluster's CPU never goes
@@ -471,15 +498,8 @@ mod tests {
     /// its CPU out of the second reading).
     #[test]
     fn cpu_of_a_process_that_exited_stays_counted() {
-        let busy = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30";
-        let mut a = std::process::Command::new("sh")
-            .args(["-c", busy])
-            .spawn()
-            .unwrap();
-        let mut b = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
+        let a = TestChild::sh("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30");
+        let b = TestChild::sh("exec sleep 30");
         let pids = ServerPids::new(vec![a.id(), b.id()]);
         // Wait until the busy loop has used a few ticks.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -489,11 +509,9 @@ mod tests {
             before = pids.cpu_seconds().unwrap();
         }
         assert!(before >= 0.05, "{before}");
-        let _ = a.kill();
-        let _ = a.wait();
+        drop(a);
         let after = pids.cpu_seconds().unwrap();
         assert!(after >= before, "{before} -> {after}");
-        let _ = b.kill();
-        let _ = b.wait();
+        drop(b);
     }
 }
