@@ -122,13 +122,14 @@ pub struct WatchArgs {
 /// Options shared by `fanout` and `scale`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench. Repeatable: subscribers
-    /// are spread round-robin over the URLs (the nodes of a cluster).
-    #[arg(long, required = true)]
-    pub url: Vec<String>,
-    /// Publish URL (raw-body POST); default http://SAME-HOST/publish?topic=TOPIC-OF-URL.
-    #[arg(long)]
-    pub publish_url: Option<String>,
+    /// Subscribe URL, e.g. http://127.0.0.1:8080/events?topic=bench; repeatable: subscribers
+    /// are spread round-robin over the servers (nodes).
+    #[arg(long = "url", value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+    /// Publish URL (raw-body POST); repeatable: events go round-robin over them; default
+    /// http://HOST-OF-FIRST-URL/publish?topic=TOPIC-OF-FIRST-URL.
+    #[arg(long = "publish-url", value_name = "URL")]
+    pub publish_urls: Vec<String>,
     /// Extra subscribe request header NAME:VALUE (repeatable).
     #[arg(long = "header", short = 'H', value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -165,12 +166,19 @@ pub struct RunArgs {
     /// Time allowed from connect to the response head, for each subscriber and each publish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub response_timeout: Duration,
+    /// Reconnect a subscriber whose stream ended, as a browser does: after the server's retry
+    /// (or --retry) plus up to half again of jitter, to the next --url, with Last-Event-ID.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: the reconnection delay until the server sends retry.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub retry: Duration,
     /// Idle time after all connections opened, before reading memory.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub settle: Duration,
-    /// Server process id: memory and CPU from /proc (children included). Repeatable: the
-    /// figures are summed over every pid given (the nodes of a cluster).
-    #[arg(long = "server-pid")]
+    /// Server process id: memory and CPU from /proc (children included); repeatable: a
+    /// cluster's processes are summed into one figure.
+    #[arg(long = "server-pid", value_name = "PID")]
     pub server_pids: Vec<u32>,
     /// Server Prometheus endpoint: memory from process_resident_memory_bytes, CPU from
     /// process_cpu_seconds_total (a warning names those the page lacks; they are then n/a).
@@ -321,9 +329,8 @@ impl RunArgs {
     /// The fanout settings these options describe.
     pub fn settings(&self, connections: u64) -> FanoutSettings {
         FanoutSettings {
-            url: self.url[0].clone(),
-            more_urls: self.url[1..].to_vec(),
-            publish_url: self.publish_url.clone(),
+            urls: self.urls.clone(),
+            publish_urls: self.publish_urls.clone(),
             headers: self.headers.clone(),
             publish_headers: self.publish_headers.clone(),
             connections,
@@ -338,6 +345,8 @@ impl RunArgs {
             drain_timeout: self.drain_timeout,
             response_timeout: self.response_timeout,
             settle: self.settle,
+            reconnect: self.reconnect,
+            retry: self.retry,
             server_pids: self.server_pids.clone(),
             metrics_url: self.metrics_url.clone(),
             rate_search: self.rate_search,
@@ -469,37 +478,4 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s.replace('\n', " ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `-H` adds a subscribe header for `fanout` and `scale`, as it does for `watch`.
-    /// Regression test for issue 15, defect 6 (`-H` worked for `watch` only).
-    #[test]
-    fn dash_h_adds_a_header_for_every_subcommand() {
-        let table: &[&[&str]] = &[
-            &["sse-loadgen", "watch", "http://a/", "-H", "X-A: b"],
-            &[
-                "sse-loadgen",
-                "fanout",
-                "--url",
-                "http://a/",
-                "-H",
-                "X-A: b",
-            ],
-            &["sse-loadgen", "scale", "--url", "http://a/", "-H", "X-A: b"],
-        ];
-        for args in table {
-            let cli = Cli::try_parse_from(*args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-            let headers = match cli.command {
-                Command::Watch(a) => a.headers,
-                Command::Fanout(a) => a.run.headers,
-                Command::Scale(a) => a.run.headers,
-                other => panic!("{other:?}"),
-            };
-            assert_eq!(headers, [("X-A".to_string(), "b".to_string())], "{args:?}");
-        }
-    }
 }

@@ -13,7 +13,8 @@
 //! - [`sse`]: the incremental WHATWG event-stream parser.
 //! - [`payload`]: the published event body (`run`, `seq`, scheduled time) and its parser.
 //! - [`subscriber`]: many subscriber connections per thread: `event_loop`, `connect`,
-//!   `connection`, `response` (head, body, events) and `tracking` (what each received).
+//!   `connection`, `response` (head, body, events), `tracking` (what each received) and
+//!   `reconnect` (`--reconnect`: `retry` with jitter, `Last-Event-ID`, the next node).
 //! - [`group`]: subscriber threads behind one interface (`SubscriberGroup`), in this process.
 //! - [`worker`]: worker processes: the hidden `worker` subcommand and the parent side of its pipe.
 //! - [`publisher`]: keep-alive POST publishers on a fixed schedule.

@@ -5,6 +5,8 @@
 //! so subscribers measure latency from when the event should have been sent and a publisher
 //! that falls behind shows up as latency instead of hiding it (the coordinated-omission
 //! correction of wrk2). With `K` publishers, publisher `k` sends events `k, k+K, k+2K, ...`.
+//! With several publish URLs (nodes), event `i` goes to node `i % N`; each publisher keeps one
+//! connection per node.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -19,13 +21,20 @@ use crate::stats::{ErrorCounts, count_error};
 use crate::subscriber::unix_now_ns;
 use crate::url::HttpUrl;
 
-/// Where and how events are published.
+/// One server (node) events are published to.
 #[derive(Debug, Clone)]
-pub struct PublishTarget {
+pub struct PublishNode {
     /// The publish URL.
     pub url: HttpUrl,
     /// Its resolved address.
     pub addr: SocketAddr,
+}
+
+/// Where and how events are published.
+#[derive(Debug, Clone)]
+pub struct PublishTarget {
+    /// The servers, at least one: event `i` of a phase goes to node `i % n`.
+    pub nodes: Vec<PublishNode>,
     /// Extra headers (`--publish-header`).
     pub headers: Vec<(String, String)>,
     /// The run id stamped into every payload.
@@ -101,6 +110,8 @@ struct PublisherTally {
 
 /// One keep-alive publishing connection.
 struct PublishConnection {
+    /// The server it posts to.
+    node: PublishNode,
     /// The socket, reopened after errors and `Connection: close`.
     stream: Option<TcpStream>,
     /// Request bytes, reused.
@@ -110,14 +121,24 @@ struct PublishConnection {
 }
 
 impl PublishConnection {
+    /// A connection to `node`, not yet open.
+    fn new(node: PublishNode) -> Self {
+        PublishConnection {
+            node,
+            stream: None,
+            request: Vec::new(),
+            response: Vec::new(),
+        }
+    }
+
     /// Posts `body`; returns the status or a failure kind.
     fn post(&mut self, target: &PublishTarget, body: &[u8]) -> Result<Answer, FailureKind> {
         self.request.clear();
         let _ = write!(
             self.request,
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
-            target.url.path_and_query,
-            target.url.host_header(),
+            self.node.url.path_and_query,
+            self.node.url.host_header(),
             body.len()
         );
         for (k, v) in &target.headers {
@@ -139,7 +160,7 @@ impl PublishConnection {
 
     fn exchange(&mut self, target: &PublishTarget) -> Result<Answer, FailureKind> {
         if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&target.addr, target.response_timeout)
+            let s = TcpStream::connect_timeout(&self.node.addr, target.response_timeout)
                 .map_err(|e| FailureKind::from_publish_io(&e))?;
             let _ = s.set_nodelay(true);
             // An answer that does not come within the timeout is a `publish_timeout`, so a
@@ -286,11 +307,12 @@ fn publish_share(
     k: usize,
     progress: &PublishProgress,
 ) -> PublisherTally {
-    let mut conn = PublishConnection {
-        stream: None,
-        request: Vec::new(),
-        response: Vec::new(),
-    };
+    let mut conns: Vec<PublishConnection> = target
+        .nodes
+        .iter()
+        .cloned()
+        .map(PublishConnection::new)
+        .collect();
     let mut body = Vec::with_capacity(target.payload + 64);
     let mut tally = PublisherTally::default();
     for i in (p..schedule.count).step_by(k) {
@@ -310,7 +332,8 @@ fn publish_share(
             scheduled_ns: schedule.start_unix_ns + offset.as_nanos() as u64,
         };
         payload::encode(stamp, target.payload, &mut body);
-        let answer = conn.post(target, &body);
+        let node = i % conns.len();
+        let answer = conns[node].post(target, &body);
         let counter = match &answer {
             Ok(a) if (200..300).contains(&a.status) => &progress.published,
             _ => &progress.failed,

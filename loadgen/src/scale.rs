@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::fanout::{FanoutReport, FanoutSettings, run_fanout};
-use crate::sysinfo::ServerProbe;
+use crate::sysinfo::{ServerPids, ServerProbe};
 use crate::url::HttpUrl;
 
 /// How `scale` runs.
@@ -55,12 +55,13 @@ fn wait_for_settle(probe: &ServerProbe, timeout: Duration) {
     }
 }
 
-/// Runs every step, printing the table to `out`.
+/// Runs every step, printing the table to `out`; stops with [`Error::NothingMeasured`] at a
+/// step that measured nothing (no JSON line for it; the table of the steps before it printed).
 pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutReport>> {
-    let probe = match (s.base.server_pids.as_slice(), &s.base.metrics_url) {
+    let probe = match (&s.base.server_pids[..], &s.base.metrics_url) {
+        ([_, ..], _) => ServerProbe::Pids(ServerPids::new(s.base.server_pids.clone())),
         ([], Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
-        ([], None) => ServerProbe::None,
-        (pids, _) => ServerProbe::Pids(pids.to_vec()),
+        _ => ServerProbe::None,
     };
     let mut reports = Vec::new();
     for (i, &connections) in s.steps.iter().enumerate() {
@@ -75,6 +76,14 @@ pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutRe
             eprintln!("sse-loadgen: scale step {connections} connections");
         }
         let run = run_fanout(&settings)?;
+        // A step that measured nothing ends the scale run: later steps would measure nothing
+        // either, and a table row of zeros would read as a result. The steps before it stand.
+        if let Some(why) = run.report.nothing_measured() {
+            print_scale_table(&reports, out).map_err(|e| Error::io("cannot write", e))?;
+            return Err(Error::NothingMeasured(format!(
+                "step {connections} connections: {why}"
+            )));
+        }
         if let Some(path) = &s.json {
             append_json_line(path, &run.report)?;
         }

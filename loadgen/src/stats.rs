@@ -74,6 +74,21 @@ pub struct PhaseReport {
     /// The first reply that was not an event stream (for the ramp: in the first phase's report).
     #[serde(default)]
     pub first_reply: Option<ServerReply>,
+    /// `--reconnect`: streams that ended and came back (since the last report, as `errors`).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Time from a stream's end to its new 200 event-stream head, µs.
+    #[serde(with = "histogram_serde", default = "new_histogram")]
+    pub reconnect_us: Histogram<u64>,
+    /// When the first stream ended, ns since the Unix epoch (0: none ended).
+    #[serde(default)]
+    pub first_stream_end_unix_ns: u64,
+    /// When the last reconnection got its head, ns since the Unix epoch (0: none).
+    #[serde(default)]
+    pub last_reconnect_unix_ns: u64,
+    /// Connections still reconnecting when the phase ended.
+    #[serde(default)]
+    pub reconnecting: u64,
 }
 
 impl PhaseReport {
@@ -94,6 +109,11 @@ impl PhaseReport {
             last_delivery_unix_ns: 0,
             subscriber_cpu_ns: 0,
             first_reply: None,
+            reconnects: 0,
+            reconnect_us: new_histogram(),
+            first_stream_end_unix_ns: 0,
+            last_reconnect_unix_ns: 0,
+            reconnecting: 0,
         }
     }
 
@@ -125,6 +145,22 @@ impl PhaseReport {
         if self.first_reply.is_none() {
             self.first_reply.clone_from(&other.first_reply);
         }
+        self.reconnects += other.reconnects;
+        self.reconnect_us
+            .add(&other.reconnect_us)
+            .expect("histograms share one configuration");
+        self.first_stream_end_unix_ns = match (
+            self.first_stream_end_unix_ns,
+            other.first_stream_end_unix_ns,
+        ) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.last_reconnect_unix_ns = self
+            .last_reconnect_unix_ns
+            .max(other.last_reconnect_unix_ns);
+        self.reconnecting += other.reconnecting;
     }
 
     /// A histogram (ms, µs precision) of the per-event last-subscriber times, over the events

@@ -1,9 +1,11 @@
 //! Readings from the operating system and from a server's `/metrics`: resident memory and CPU
 //! time of a process tree, the kernel's TCP socket memory, our own usage, the fd limit.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::http;
@@ -46,12 +48,27 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Every process of the trees of `pids`, each once (a pid given twice, or one inside another's
+/// tree, is counted once).
+pub fn process_trees(pids: &[u32]) -> Vec<u32> {
+    let mut all: Vec<u32> = pids.iter().flat_map(|&p| process_tree(p)).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Resident memory of `pid` and its descendants in bytes; `None` if `pid` does not exist.
 pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
+    trees_rss_bytes(&[pid])
+}
+
+/// Resident memory of the processes of `pids` and their descendants, summed, in bytes (each
+/// process once); `None` if none of them exists.
+pub fn trees_rss_bytes(pids: &[u32]) -> Option<u64> {
     let page = page_size();
     let mut total = 0;
     let mut found = false;
-    for p in process_tree(pid) {
+    for p in process_trees(pids) {
         if let Ok(statm) = fs::read_to_string(format!("/proc/{p}/statm")) {
             let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
             total += resident * page;
@@ -63,19 +80,65 @@ pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
 
 /// User plus system CPU seconds of `pid` and its descendants.
 pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
-    let mut ticks = 0u64;
-    let mut found = false;
-    for p in process_tree(pid) {
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
-            // Fields after the command name (which may contain spaces) start at ") ".
-            let after = &stat[stat.rfind(')')? + 2..];
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-            ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            found = true;
+    trees_cpu_seconds(&[pid])
+}
+
+/// User plus system CPU seconds of the processes of `pids` and their descendants, summed
+/// (each process once); `None` if none of them exists.
+pub fn trees_cpu_seconds(pids: &[u32]) -> Option<f64> {
+    let ticks: Vec<u64> = process_trees(pids)
+        .into_iter()
+        .filter_map(process_cpu_ticks)
+        .collect();
+    (!ticks.is_empty()).then(|| ticks.iter().sum::<u64>() as f64 / clock_ticks())
+}
+
+/// User plus system CPU time of one process, in clock ticks; `None` if it does not exist.
+fn process_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at ") ".
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The server processes of `--server-pid` (one, or every node of a cluster) and the CPU each
+/// process of their trees was last seen to have used.
+#[derive(Debug, Clone)]
+pub struct ServerPids {
+    /// The pids given; their trees are read at every reading.
+    roots: Vec<u32>,
+    /// The last CPU ticks read per process. A process that exits (a node killed mid-run, a
+    /// child that ended) keeps its last reading, so the cluster's CPU never goes back.
+    last_ticks: Arc<Mutex<BTreeMap<u32, u64>>>,
+}
+
+impl ServerPids {
+    /// The trees of `roots`.
+    pub fn new(roots: Vec<u32>) -> Self {
+        ServerPids {
+            roots,
+            last_ticks: Arc::default(),
         }
     }
-    found.then(|| ticks as f64 / clock_ticks())
+
+    /// Resident memory of every live process of the trees, each once.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        trees_rss_bytes(&self.roots)
+    }
+
+    /// CPU seconds of every process of the trees seen so far, each once, those gone included
+    /// at their last reading; `None` before any was found.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let mut last = self.last_ticks.lock().unwrap_or_else(|e| e.into_inner());
+        for p in process_trees(&self.roots) {
+            if let Some(ticks) = process_cpu_ticks(p) {
+                last.insert(p, ticks);
+            }
+        }
+        (!last.is_empty()).then(|| last.values().sum::<u64>() as f64 / clock_ticks())
+    }
 }
 
 /// Kernel memory held by TCP sockets, bytes: the socket buffers (`mem` of the `TCP:` line of
@@ -268,9 +331,9 @@ pub fn parse_metrics(text: &str) -> ProcessMetrics {
 /// Where the server's memory and CPU figures come from.
 #[derive(Debug, Clone)]
 pub enum ServerProbe {
-    /// `/proc/PID` of each server process and its children, summed (several nodes of a
-    /// cluster are one figure).
-    Pids(Vec<u32>),
+    /// `/proc/PID` of the server processes (one, or every node of a cluster) and their
+    /// children, summed.
+    Pids(ServerPids),
     /// The server's Prometheus endpoint.
     Metrics(HttpUrl),
     /// Not measured.
@@ -290,7 +353,7 @@ impl ServerProbe {
     /// The server's resident memory now.
     pub fn rss_bytes(&self) -> Option<u64> {
         match self {
-            ServerProbe::Pids(pids) => pids.iter().map(|&pid| tree_rss_bytes(pid)).sum(),
+            ServerProbe::Pids(pids) => pids.rss_bytes(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.rss_bytes,
             ServerProbe::None => None,
         }
@@ -299,7 +362,7 @@ impl ServerProbe {
     /// The server's CPU seconds so far.
     pub fn cpu_seconds(&self) -> Option<f64> {
         match self {
-            ServerProbe::Pids(pids) => pids.iter().map(|&pid| tree_cpu_seconds(pid)).sum(),
+            ServerProbe::Pids(pids) => pids.cpu_seconds(),
             ServerProbe::Metrics(url) => fetch_metrics(url)?.cpu_seconds,
             ServerProbe::None => None,
         }
@@ -309,34 +372,6 @@ impl ServerProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Several server pids are summed: memory and CPU of a cluster are one figure.
-    #[test]
-    fn sums_several_server_processes() {
-        let mut children: Vec<std::process::Child> = (0..2)
-            .map(|_| {
-                std::process::Command::new("sleep")
-                    .arg("30")
-                    .spawn()
-                    .expect("spawn sleep")
-            })
-            .collect();
-        let pids: Vec<u32> = children.iter().map(|child| child.id()).collect();
-        let each: Vec<u64> = pids
-            .iter()
-            .map(|&pid| tree_rss_bytes(pid).unwrap())
-            .collect();
-        let probe = ServerProbe::Pids(pids.clone());
-        assert_eq!(probe.rss_bytes(), Some(each.iter().sum()));
-        assert!(probe.cpu_seconds().is_some());
-        // A process that is gone makes the figure unknown, not smaller.
-        let gone = ServerProbe::Pids(vec![pids[0], u32::MAX]);
-        assert_eq!(gone.rss_bytes(), None);
-        for child in &mut children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 
     #[test]
     fn sockstat() {
@@ -391,5 +426,92 @@ mod tests {
         assert!(tree_rss_bytes(me).unwrap() > 0);
         assert!(tree_cpu_seconds(me).is_some());
         assert!(tree_rss_bytes(u32::MAX - 1).is_none());
+    }
+
+    /// A child process of the test, killed and reaped when dropped (also when a test fails).
+    struct TestChild(std::process::Child);
+
+    impl TestChild {
+        /// Runs `sh -c script`.
+        fn sh(script: &str) -> TestChild {
+            TestChild(
+                std::process::Command::new("sh")
+                    .args(["-c", script])
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+
+        /// Its pid.
+        fn id(&self) -> u32 {
+            self.0.id()
+        }
+    }
+
+    impl Drop for TestChild {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Several pids sum their trees, each process once: two children of ours add up, a pid
+    /// given twice or inside another's tree is not counted again. Regression test for issue
+    /// 11 (server memory of one pid only).
+    #[test]
+    fn several_trees_sum_each_process_once() {
+        let (a, b) = (
+            TestChild::sh("exec sleep 30"),
+            TestChild::sh("exec sleep 30"),
+        );
+        let (pa, pb) = (a.id(), b.id());
+        let rss = |pids: &[u32]| trees_rss_bytes(pids);
+        let probe = ServerProbe::Pids(ServerPids::new(vec![pa, pb]));
+        // A new process maps its pages as it starts: compare readings taken while neither
+        // child's memory moved.
+        let stable = (0..250).find_map(|_| {
+            let (ra, rb) = (rss(&[pa]).unwrap(), rss(&[pb]).unwrap());
+            let readings = (
+                rss(&[pa, pb]),
+                rss(&[pa, pb, pa]),
+                rss(&[u32::MAX - 1, pa]),
+                probe.rss_bytes(),
+            );
+            let still = (rss(&[pa]).unwrap(), rss(&[pb]).unwrap()) == (ra, rb);
+            if !still {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            still.then_some((ra, rb, readings))
+        });
+        let (ra, rb, readings) = stable.expect("the children's memory never held still");
+        assert!(ra > 0 && rb > 0);
+        let sum = Some(ra + rb);
+        assert_eq!(readings, (sum, sum, Some(ra), sum));
+        assert_eq!(trees_rss_bytes(&[u32::MAX - 1]), None);
+        let me = std::process::id();
+        assert_eq!(process_trees(&[me, pa]), process_trees(&[me]));
+        assert!(probe.cpu_seconds().is_some());
+    }
+
+    /// A node that exits mid-run keeps the CPU it used in the sum: the cluster's CPU never goes
+    /// back. Regression test for `--server-pid` repeated (a node killed in a failover run took
+    /// its CPU out of the second reading).
+    #[test]
+    fn cpu_of_a_process_that_exited_stays_counted() {
+        let a = TestChild::sh("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30");
+        let b = TestChild::sh("exec sleep 30");
+        let pids = ServerPids::new(vec![a.id(), b.id()]);
+        // Wait until the busy loop has used a few ticks.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut before = pids.cpu_seconds().unwrap();
+        while before < 0.05 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            before = pids.cpu_seconds().unwrap();
+        }
+        assert!(before >= 0.05, "{before}");
+        drop(a);
+        let after = pids.cpu_seconds().unwrap();
+        assert!(after >= before, "{before} -> {after}");
+        drop(b);
     }
 }

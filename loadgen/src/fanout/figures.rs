@@ -19,10 +19,10 @@ pub const MIN_PLAUSIBLE_RSS_PER_CONN: f64 = 32.0;
 pub(super) struct Measurements {
     /// When the run started, seconds since the Unix epoch.
     pub started_unix_s: f64,
-    /// The subscribe URL, resolved.
-    pub url: String,
-    /// The publish URL, resolved.
-    pub publish_url: String,
+    /// The subscribe URLs, parsed.
+    pub urls: Vec<String>,
+    /// The publish URLs, parsed.
+    pub publish_urls: Vec<String>,
     /// Processes holding the subscribers.
     pub processes: usize,
     /// Soft open-file limit per process.
@@ -82,8 +82,10 @@ impl FanoutRun {
                 .unwrap_or_else(|| format!("{}B@{}/s", s.payload, s.rate)),
             started_unix_s: m.started_unix_s,
             finished_unix_s: unix_now_ns() as f64 / 1e9,
-            url: m.url,
-            publish_url: m.publish_url,
+            url: m.urls[0].clone(),
+            publish_url: m.publish_urls[0].clone(),
+            urls: m.urls,
+            publish_urls: m.publish_urls,
             connections: s.connections,
             threads: s.threads,
             processes: m.processes,
@@ -116,6 +118,17 @@ impl FanoutRun {
             out_of_order: main.out_of_order,
             late: main.late,
             dropped_connections: main.dropped,
+            reconnect: s.reconnect,
+            reconnects: main.reconnects,
+            reconnect_p50_ms: (main.reconnects > 0)
+                .then(|| ms(main.reconnect_us.value_at_quantile(0.5))),
+            reconnect_max_ms: (main.reconnects > 0).then(|| ms(main.reconnect_us.max())),
+            all_back_ms: (main.reconnects > 0 && main.reconnecting == 0).then(|| {
+                main.last_reconnect_unix_ns
+                    .saturating_sub(main.first_stream_end_unix_ns) as f64
+                    / 1e6
+            }),
+            still_reconnecting: main.reconnecting,
             errors: counts_by_name(&m.errors),
             first_subscribe_refusal: main.first_reply.as_ref().map(|r| r.to_string()),
             first_publish_refusal: m.publish.first_refusal.as_ref().map(|r| r.to_string()),
@@ -137,6 +150,7 @@ impl FanoutRun {
                 0.0
             },
             memory_source: m.memory_source.into(),
+            server_pids: s.server_pids.clone(),
             server_rss_before_bytes: m.rss.0,
             server_rss_after_bytes: m.rss.1,
             server_rss_per_conn_bytes: per_conn(m.rss),
@@ -154,7 +168,11 @@ impl FanoutRun {
             loadgen_rss_bytes: m.loadgen_rss,
             rate_search: s.rate_search,
             max_sustained_rate: best_rate,
-            max_sustained_deliveries_per_sec: best_rate.map(|r| r * opened as f64),
+            // The subscribers of the passing phase: those opened in the ramp may have dropped
+            // since (issue 11).
+            max_sustained_deliveries_per_sec: best_rate
+                .zip(m.search.best_connections)
+                .map(|(r, c)| r * c as f64),
             rate_search_server_cpu_s_per_million_deliveries: if s.rate_search {
                 per_million(m.search.server_cpu_s, m.search.deliveries)
             } else {
@@ -182,8 +200,8 @@ mod tests {
         };
         let m = Measurements {
             started_unix_s: 0.0,
-            url: String::new(),
-            publish_url: String::new(),
+            urls: vec![String::new()],
+            publish_urls: vec![String::new()],
             processes: 1,
             fd_limit: 1024,
             ramp: Duration::from_secs(1),

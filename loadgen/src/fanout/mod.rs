@@ -23,4 +23,4 @@ pub mod settings;
 pub use print::print_report;
 pub use report::{FanoutReport, FanoutRun, SearchPhase};
 pub use run::run_fanout;
-pub use settings::{FanoutSettings, publish_url_for, subscribe_request};
+pub use settings::{FanoutSettings, publish_urls_for, subscribe_request};

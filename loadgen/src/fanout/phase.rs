@@ -101,6 +101,17 @@ impl Rig {
         Ok((merged, out))
     }
 
+    /// Collects what the groups counted (the ramp's failures, the first refusal) without a
+    /// phase: nothing is published, as when no subscriber connected.
+    pub fn collect_without_publishing(&mut self) -> Result<PhaseReport> {
+        let mut merged = PhaseReport::new(0);
+        for g in self.groups.iter_mut() {
+            g.start_phase(0, 0)?;
+            merged.merge(&g.end_phase(0)?);
+        }
+        Ok(merged)
+    }
+
     /// Shows the phase's progress when it is due.
     fn show_phase(&mut self, step: &str, count: usize, published: &PublishProgress) {
         let progress = self.progress();

@@ -12,8 +12,19 @@ fn fmt_opt(v: Option<f64>, unit: &str) -> String {
 /// Writes the human report.
 pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "sse-loadgen fanout  {}  [{}]", r.label, r.scenario)?;
-    writeln!(out, "  url                  {}", r.url)?;
-    writeln!(out, "  publish url          {}", r.publish_url)?;
+    let list = |urls: &[String], first: &str| {
+        if urls.len() > 1 {
+            urls.join(" ")
+        } else {
+            first.to_string()
+        }
+    };
+    writeln!(out, "  url                  {}", list(&r.urls, &r.url))?;
+    writeln!(
+        out,
+        "  publish url          {}",
+        list(&r.publish_urls, &r.publish_url)
+    )?;
     writeln!(
         out,
         "  settings             {} connections, {} threads, {} process(es), {} events at {}/s, payload {} B, {} publisher(s)",
@@ -39,6 +50,18 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
         r.dropped_connections,
         r.late
     )?;
+    if r.reconnect {
+        let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.1} ms"));
+        writeln!(
+            out,
+            "  reconnects           {}   time to reconnect p50 {}  max {}   all back after {}   still reconnecting {}",
+            r.reconnects,
+            opt(r.reconnect_p50_ms),
+            opt(r.reconnect_max_ms),
+            opt(r.all_back_ms),
+            r.still_reconnecting
+        )?;
+    }
     writeln!(
         out,
         "  latency (µs)         p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  mean {:.0}",

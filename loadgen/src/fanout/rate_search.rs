@@ -73,6 +73,8 @@ pub(super) struct SearchOutcome {
     pub phases: Vec<SearchPhase>,
     /// The highest passing rate.
     pub best_rate: Option<f64>,
+    /// The subscribers connected in the phase at that rate.
+    pub best_connections: Option<u64>,
     /// Server CPU seconds over all phases, when every phase had a reading.
     pub server_cpu_s: Option<f64>,
     /// Deliveries over all phases.
@@ -114,6 +116,7 @@ pub(super) fn run_rate_search(
         let mut phase = SearchPhase {
             rate,
             events: count as u64,
+            connections: r.connections,
             deliveries: r.deliveries,
             lost: r.lost,
             duplicated: r.duplicated,
@@ -132,6 +135,11 @@ pub(super) fn run_rate_search(
         }
     }
     outcome.best_rate = bounds.highest_pass;
+    outcome.best_connections = outcome
+        .phases
+        .iter()
+        .rfind(|p| p.passed && Some(p.rate) == bounds.highest_pass)
+        .map(|p| p.connections);
     Ok(outcome)
 }
 

@@ -13,6 +13,9 @@ pub struct SearchPhase {
     pub rate: f64,
     /// Events published.
     pub events: u64,
+    /// Subscribers streaming when the phase started: those that owed each of its events.
+    #[serde(default)]
+    pub connections: u64,
     /// Deliveries.
     pub deliveries: u64,
     /// Lost deliveries.
@@ -43,10 +46,14 @@ pub struct FanoutReport {
     pub started_unix_s: f64,
     /// When it finished.
     pub finished_unix_s: f64,
-    /// Subscribe URL.
+    /// Subscribe URL (the first `--url`).
     pub url: String,
-    /// Publish URL.
+    /// Publish URL (the first `--publish-url`, or the default one).
     pub publish_url: String,
+    /// Every subscribe URL (node), in the order subscribers are spread over them.
+    pub urls: Vec<String>,
+    /// Every publish URL, in the order events are spread over them.
+    pub publish_urls: Vec<String>,
     /// Subscribers asked for.
     pub connections: u64,
     /// Event loops.
@@ -103,8 +110,22 @@ pub struct FanoutReport {
     pub out_of_order: u64,
     /// Deliveries of an earlier phase arriving after its end.
     pub late: u64,
-    /// Connections that dropped during the main phase.
+    /// Connections that dropped during the main phase (with `--reconnect`: that gave up, after
+    /// a refusal).
     pub dropped_connections: u64,
+    /// Whether subscribers reconnected when their stream ended (`--reconnect`).
+    pub reconnect: bool,
+    /// Streams that ended and came back, from the start to the end of the main phase.
+    pub reconnects: u64,
+    /// Time from a stream's end to its new event-stream head: p50, ms.
+    pub reconnect_p50_ms: Option<f64>,
+    /// Maximum.
+    pub reconnect_max_ms: Option<f64>,
+    /// From the first stream that ended to the last reconnection, ms: the time until every
+    /// subscriber was back. `null` when none reconnected or some were still reconnecting.
+    pub all_back_ms: Option<f64>,
+    /// Subscribers still reconnecting when the main phase ended.
+    pub still_reconnecting: u64,
     /// Failures by kind over the whole run (ramp, phases, publishing).
     pub errors: BTreeMap<String, u64>,
     /// The first subscribe reply that was not a 200 event stream, quoted
@@ -141,6 +162,8 @@ pub struct FanoutReport {
     pub deliveries_per_sec: f64,
     /// Where server memory and CPU come from: `proc`, `metrics` or `none`.
     pub memory_source: String,
+    /// The server pids (`--server-pid`) whose process trees are summed, each process once.
+    pub server_pids: Vec<u32>,
     /// Server RSS before opening the connections, bytes.
     pub server_rss_before_bytes: Option<u64>,
     /// Server RSS with every connection open and idle, bytes.
@@ -176,7 +199,8 @@ pub struct FanoutReport {
     /// Highest rate of a passing search phase, events/s (the search doubles the rate from
     /// `--rate` until a phase fails, then bisects to within 10 %).
     pub max_sustained_rate: Option<f64>,
-    /// That rate x connections open.
+    /// That rate x the subscribers still connected in that phase (not those opened in the
+    /// ramp: some may have dropped since).
     pub max_sustained_deliveries_per_sec: Option<f64>,
     /// Server CPU seconds per million deliveries over the search phases.
     pub rate_search_server_cpu_s_per_million_deliveries: Option<f64>,
@@ -194,8 +218,9 @@ pub struct FanoutRun {
 }
 
 impl FanoutReport {
-    /// Why this run measured nothing, when it did: no subscriber connected, or every publish
-    /// of the main phase failed. Names the failures and quotes the server's first refusal.
+    /// Why this run measured nothing, when it did: no subscriber connected (then nothing was
+    /// published), or every publish of the main phase failed. Names the failures and quotes
+    /// the server's first refusal.
     pub fn nothing_measured(&self) -> Option<String> {
         let kinds = |publish: bool| {
             let list: Vec<String> = self
@@ -218,14 +243,14 @@ impl FanoutReport {
         let mut why = Vec::new();
         if self.connections_open == 0 {
             why.push(format!(
-                "no subscriber connected ({} of {} failed{}){}",
+                "no subscriber connected ({} of {} failed{}), so nothing was published{}",
                 self.connections_failed,
                 self.connections,
                 kinds(false),
                 quote(&self.first_subscribe_refusal)
             ));
         }
-        if self.published == 0 && self.events > 0 {
+        if self.connections_open > 0 && self.published == 0 && self.events > 0 {
             why.push(format!(
                 "every publish failed ({} of {}{}){}",
                 self.events,
@@ -255,6 +280,7 @@ mod tests {
         };
         let no_subscribers = FanoutReport {
             connections_open: 0,
+            published: 0,
             connections_failed: 3,
             errors: [("bad_content_type".to_string(), 3)].into(),
             first_subscribe_refusal: Some("200 OK, content type text/plain: \"ok\"".into()),
@@ -271,8 +297,8 @@ mod tests {
             (
                 &no_subscribers,
                 Some(
-                    "no subscriber connected (3 of 3 failed: bad_content_type=3); first reply: \
-                     200 OK, content type text/plain: \"ok\"",
+                    "no subscriber connected (3 of 3 failed: bad_content_type=3), so nothing was \
+                     published; first reply: 200 OK, content type text/plain: \"ok\"",
                 ),
             ),
             (

@@ -8,13 +8,13 @@ use super::phase::Rig;
 use super::rate_search::{SearchOutcome, run_rate_search};
 use super::report::FanoutRun;
 use super::settings::{
-    FanoutSettings, preflight, publish_url_for, random_run_id, subscribe_request, validate,
+    FanoutSettings, preflight, publish_urls_for, random_run_id, subscribe_request, validate,
 };
 use crate::error::{Error, Result};
-use crate::publisher::PublishTarget;
+use crate::publisher::{PublishNode, PublishOutcome, PublishTarget};
 use crate::stats::{ErrorCounts, count_error};
-use crate::subscriber::{ProgressSnapshot, SubscribeServer, SubscriberTarget, unix_now_ns};
-use crate::sysinfo::{self, ServerProbe};
+use crate::subscriber::{ProgressSnapshot, SubscribeNode, SubscriberTarget, unix_now_ns};
+use crate::sysinfo::{self, ServerPids, ServerProbe};
 use crate::url::HttpUrl;
 
 /// File descriptors kept free in each process for pipes, publishers and /proc reads.
@@ -27,33 +27,42 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     validate(settings)?;
     let started_unix_s = unix_now_ns() as f64 / 1e9;
     let cpu_start = sysinfo::self_cpu_seconds();
-    let url = HttpUrl::parse(&settings.url)?;
-    let publish_url = publish_url_for(settings, &url)?;
-    let mut servers = Vec::with_capacity(1 + settings.more_urls.len());
-    for text in std::iter::once(&settings.url).chain(&settings.more_urls) {
-        let url = HttpUrl::parse(text)?;
+    let urls = settings
+        .urls
+        .iter()
+        .map(|u| HttpUrl::parse(u))
+        .collect::<Result<Vec<_>>>()?;
+    let publish_urls = publish_urls_for(settings, &urls[0])?;
+    let mut nodes = Vec::with_capacity(urls.len());
+    for url in &urls {
         let addr = url.resolve()?;
         preflight(addr, "subscribe server")?;
-        servers.push(SubscribeServer {
+        let request = subscribe_request(url, &settings.headers, "GET", None, None);
+        nodes.push(SubscribeNode { addr, request });
+    }
+    let mut publish_nodes = Vec::with_capacity(publish_urls.len());
+    for url in &publish_urls {
+        let addr = url.resolve()?;
+        preflight(addr, "publish server")?;
+        publish_nodes.push(PublishNode {
+            url: url.clone(),
             addr,
-            request: subscribe_request(&url, &settings.headers, "GET", None, None),
         });
     }
-    let publish_addr = publish_url.resolve()?;
-    preflight(publish_addr, "publish server")?;
     let probe = server_probe(settings)?;
     let (fd_limit, _) = sysinfo::raise_fd_limit();
     let processes = process_count(settings, fd_limit);
     let run_id = random_run_id();
     let target = SubscriberTarget {
-        servers,
+        nodes,
         source_ips: settings.source_ips.clone(),
         response_timeout_ms: settings.response_timeout.as_millis() as u64,
         run_id,
+        reconnect: settings.reconnect,
+        default_retry_ms: settings.retry.as_millis() as u64,
     };
     let publish = PublishTarget {
-        url: publish_url.clone(),
-        addr: publish_addr,
+        nodes: publish_nodes,
         headers: settings.publish_headers.clone(),
         run_id,
         payload: settings.payload as usize,
@@ -80,14 +89,20 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     // Main phase.
     let loadgen_cpu_0 = rig.loadgen_cpu();
     let server_cpu_0 = probe.cpu_seconds();
-    let (main, publish_out) =
-        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?;
+    // Without a single subscriber there is nothing to deliver to: publishing would only
+    // change the server under test (issue 15), so the run collects its failures and ends.
+    let nobody = ramp_progress.opened == 0;
+    let (main, publish_out) = if nobody {
+        (rig.collect_without_publishing()?, PublishOutcome::default())
+    } else {
+        rig.run_phase("main phase", 0, settings.events as usize, settings.rate)?
+    };
     let server_cpu_1 = probe.cpu_seconds();
     let loadgen_cpu_1 = rig.loadgen_cpu();
 
     // Rate search on the same connections.
     let mut errors = ErrorCounts::new();
-    let search = if settings.rate_search {
+    let search = if settings.rate_search && !nobody {
         run_rate_search(&mut rig, &probe, settings, settings.events, &mut errors)?
     } else {
         SearchOutcome::default()
@@ -100,12 +115,8 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     }
     let measured = Measurements {
         started_unix_s,
-        // Several nodes: every subscribe URL, space-separated.
-        url: std::iter::once(url.to_string())
-            .chain(settings.more_urls.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        publish_url: publish_url.to_string(),
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+        publish_urls: publish_urls.iter().map(|u| u.to_string()).collect(),
         processes,
         fd_limit,
         ramp,
@@ -133,32 +144,30 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
     Ok(run)
 }
 
-/// Where server memory and CPU are read from: `--server-pid` (which must exist), else
+/// Where server memory and CPU are read from: `--server-pid` (each must exist; their trees
+/// are summed), else
 /// `--metrics-url`, else nowhere.
 fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
-    Ok(
-        match (settings.server_pids.as_slice(), &settings.metrics_url) {
-            ([], None) => ServerProbe::None,
-            ([], Some(m)) => {
-                let url = HttpUrl::parse(m)?;
-                if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
-                    eprintln!("sse-loadgen: warning: {warning}");
-                }
-                ServerProbe::Metrics(url)
-            }
-            (pids, _) => {
-                if let Some(pid) = pids
-                    .iter()
-                    .find(|&&pid| sysinfo::tree_rss_bytes(pid).is_none())
-                {
+    Ok(match (&settings.server_pids[..], &settings.metrics_url) {
+        ([_, ..], _) => {
+            for &pid in &settings.server_pids {
+                if sysinfo::tree_rss_bytes(pid).is_none() {
                     return Err(Error::Config(format!(
                         "--server-pid {pid}: no such process"
                     )));
                 }
-                ServerProbe::Pids(pids.to_vec())
             }
-        },
-    )
+            ServerProbe::Pids(ServerPids::new(settings.server_pids.clone()))
+        }
+        ([], Some(m)) => {
+            let url = HttpUrl::parse(m)?;
+            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+                eprintln!("sse-loadgen: warning: {warning}");
+            }
+            ServerProbe::Metrics(url)
+        }
+        ([], None) => ServerProbe::None,
+    })
 }
 
 /// How many processes hold the subscribers: `--processes`, or as many as the open-file limit

@@ -14,13 +14,11 @@ use crate::url::HttpUrl;
 /// Everything a fanout run is configured by.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutSettings {
-    /// The subscribe URL.
-    pub url: String,
-    /// Further subscribe URLs (other nodes of a cluster): subscribers are spread round-robin
-    /// over `url` and these.
-    pub more_urls: Vec<String>,
-    /// The publish URL (default: `/publish?topic=T` on the same server, `T` from `url`).
-    pub publish_url: Option<String>,
+    /// The subscribe URLs, one per server (node); subscriber `i` connects to `urls[i % n]`.
+    pub urls: Vec<String>,
+    /// The publish URLs; event `i` goes to `publish_urls[i % n]`. Empty: `/publish?topic=T`
+    /// on the first subscribe URL's server, `T` from that URL.
+    pub publish_urls: Vec<String>,
     /// Extra headers of subscribe requests.
     pub headers: Vec<(String, String)>,
     /// Extra headers of publish requests.
@@ -49,10 +47,15 @@ pub struct FanoutSettings {
     /// Time allowed from connect to response head.
     #[serde(with = "secs")]
     pub response_timeout: Duration,
+    /// Reconnect a stream that ended, after `retry`, to the next URL, with `Last-Event-ID`.
+    pub reconnect: bool,
+    /// The reconnection delay until the server sends `retry`.
+    #[serde(with = "secs")]
+    pub retry: Duration,
     /// Idle time after the ramp before the "after" memory readings.
     #[serde(with = "secs")]
     pub settle: Duration,
-    /// The server's pids, for /proc readings (summed over them and their children).
+    /// The server's pids (one per node), for /proc readings summed over their trees.
     pub server_pids: Vec<u32>,
     /// The server's Prometheus endpoint.
     pub metrics_url: Option<String>,
@@ -95,9 +98,8 @@ mod secs {
 impl Default for FanoutSettings {
     fn default() -> Self {
         FanoutSettings {
-            url: String::new(),
-            more_urls: Vec::new(),
-            publish_url: None,
+            urls: Vec::new(),
+            publish_urls: Vec::new(),
             headers: Vec::new(),
             publish_headers: Vec::new(),
             connections: 100,
@@ -112,6 +114,8 @@ impl Default for FanoutSettings {
             drain_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             settle: Duration::from_secs(1),
+            reconnect: false,
+            retry: Duration::from_secs(3),
             server_pids: Vec::new(),
             metrics_url: None,
             rate_search: false,
@@ -171,18 +175,21 @@ pub fn subscribe_request(
     req
 }
 
-/// The publish URL: given, or `/publish?topic=T` on the subscribe URL's server.
-pub fn publish_url_for(settings: &FanoutSettings, url: &HttpUrl) -> Result<HttpUrl> {
-    match &settings.publish_url {
-        Some(u) => HttpUrl::parse(u),
-        None => {
-            let topic = url.query_param("topic").unwrap_or("default");
-            HttpUrl::parse(&format!(
-                "http://{}/publish?topic={topic}",
-                url.host_header()
-            ))
-        }
+/// The publish URLs: those given, or `/publish?topic=T` on the server of `first`, the first
+/// subscribe URL.
+pub fn publish_urls_for(settings: &FanoutSettings, first: &HttpUrl) -> Result<Vec<HttpUrl>> {
+    if !settings.publish_urls.is_empty() {
+        return settings
+            .publish_urls
+            .iter()
+            .map(|u| HttpUrl::parse(u))
+            .collect();
     }
+    let topic = first.query_param("topic").unwrap_or("default");
+    Ok(vec![HttpUrl::parse(&format!(
+        "http://{}/publish?topic={topic}",
+        first.host_header()
+    ))?])
 }
 
 /// Checks that `addr` accepts TCP connections.
@@ -198,6 +205,9 @@ pub(super) fn preflight(addr: SocketAddr, what: &str) -> Result<()> {
 /// Validates settings that clap cannot.
 pub(super) fn validate(s: &FanoutSettings) -> Result<()> {
     let bad = |m: &str| Err(Error::Config(m.to_string()));
+    if s.urls.is_empty() {
+        return bad("--url is required");
+    }
     if s.connections == 0 {
         return bad("--connections must be at least 1");
     }

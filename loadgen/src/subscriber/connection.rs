@@ -2,6 +2,7 @@
 
 use mio::net::TcpStream;
 
+use super::reconnect::Reconnection;
 use super::tracking::Tracking;
 use crate::http::{BodyDecoder, BodyMode};
 use crate::sse::EventStreamParser;
@@ -18,6 +19,8 @@ pub(super) enum ConnState {
     ReadingHead,
     /// 200 `text/event-stream`: events flow.
     Streaming,
+    /// `--reconnect`: the stream ended; waiting for the reconnection timer.
+    Waiting,
     /// Closed (failed, dropped or shut down); kept for the loss count of the phase.
     Closed,
 }
@@ -44,6 +47,10 @@ pub(super) struct Subscriber {
     pub(super) parser: EventStreamParser,
     /// Per-phase tracking of what arrived.
     pub(super) track: Tracking,
+    /// The node (index into the target's nodes) this connection talks to.
+    pub(super) node: usize,
+    /// `--reconnect`: where a reconnection is, and what it will send.
+    pub(super) reconnection: Reconnection,
 }
 
 impl Subscriber {
@@ -56,6 +63,8 @@ impl Subscriber {
             body: BodyDecoder::new(BodyMode::Close),
             parser: EventStreamParser::new(),
             track: Tracking::default(),
+            node: 0,
+            reconnection: Reconnection::default(),
         }
     }
 }

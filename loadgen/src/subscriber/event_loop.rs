@@ -5,7 +5,8 @@
 //! request (`connect`), then reading and handing the bytes to `response`. Only this loop
 //! closes connections.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,10 +17,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::connect::{RequestWrite, connect, write_request};
 use super::connection::{ConnState, Subscriber};
+use super::reconnect::{Due, delay, request_with_last_event_id, retries};
 use super::response::process;
 use super::tracking::Recorder;
 use super::{Command, Progress, SubscriberTarget, ThreadPlan, unix_now_ns};
 use crate::failure::FailureKind;
+use crate::http::{BodyDecoder, BodyMode};
+use crate::sse::EventStreamParser;
 use crate::stats::count_error;
 
 /// Size of the one read buffer each thread has.
@@ -50,8 +54,11 @@ pub struct SubscriberLoop {
     plan: ThreadPlan,
     /// Delivery bookkeeping.
     rec: Recorder,
-    /// Response deadlines in opening order (so they are sorted): `(deadline, index)`.
-    deadlines: VecDeque<(Instant, usize)>,
+    /// Response deadlines in opening order (so they are sorted): `(deadline, index, attempt)`;
+    /// one for an older attempt than the connection's is stale.
+    deadlines: VecDeque<(Instant, usize, u32)>,
+    /// `--reconnect`: when each waiting connection tries again, earliest first.
+    timers: BinaryHeap<Reverse<Due>>,
     /// Commands from the controller.
     commands: Receiver<Command>,
 }
@@ -74,6 +81,7 @@ impl SubscriberLoop {
             plan,
             rec: Recorder::new(run_id, progress),
             deadlines: VecDeque::new(),
+            timers: BinaryHeap::new(),
             commands,
         }
     }
@@ -90,8 +98,11 @@ impl SubscriberLoop {
                 let due = start + self.open_offset(self.conns.len());
                 timeout = timeout.min(due.saturating_duration_since(now));
             }
-            if let Some(&(deadline, _)) = self.deadlines.front() {
+            if let Some(&(deadline, _, _)) = self.deadlines.front() {
                 timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if let Some(Reverse(due)) = self.timers.peek() {
+                timeout = timeout.min(due.due.saturating_duration_since(now));
             }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -118,6 +129,7 @@ impl SubscriberLoop {
                 opened += 1;
             }
             self.expire_deadlines(now);
+            self.fire_timers(now, now + response_timeout);
         }
     }
 
@@ -134,12 +146,13 @@ impl SubscriberLoop {
 
     /// Closes the connections still without a response head at their deadline.
     fn expire_deadlines(&mut self, now: Instant) {
-        while let Some(&(deadline, i)) = self.deadlines.front() {
+        while let Some(&(deadline, i, attempt)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop_front();
-            if self.conns[i].state.is_opening() {
+            let conn = &self.conns[i];
+            if conn.state.is_opening() && conn.reconnection.attempt == attempt {
                 self.close(i, FailureKind::ResponseTimeout);
             }
         }
@@ -154,10 +167,10 @@ impl SubscriberLoop {
     fn open(&mut self, deadline: Instant) {
         let i = self.conns.len();
         let global = self.plan.first_index + i;
-        let src = (!self.target.source_ips.is_empty())
-            .then(|| self.target.source_ips[global % self.target.source_ips.len()]);
+        let src = self.target.source_for(global);
         let mut sub = Subscriber::unconnected();
-        match connect(src, self.target.server(global).addr) {
+        sub.node = global % self.target.nodes.len();
+        match connect(src, self.target.nodes[sub.node].addr) {
             Ok(mut stream) => {
                 match self.poll.registry().register(
                     &mut stream,
@@ -167,7 +180,7 @@ impl SubscriberLoop {
                     Ok(()) => {
                         sub.stream = Some(stream);
                         sub.state = ConnState::Connecting { written: 0 };
-                        self.deadlines.push_back((deadline, i));
+                        self.deadlines.push_back((deadline, i, 0));
                     }
                     Err(e) => self.fail_open(FailureKind::from_io(&e)),
                 }
@@ -212,8 +225,11 @@ impl SubscriberLoop {
         let Some(stream) = conn.stream.as_mut() else {
             return Ok(RequestWrite::Pending { written });
         };
-        let request = &self.target.server(self.plan.first_index + i).request;
-        let progress = write_request(stream, request.as_bytes(), written)?;
+        let request = match &conn.reconnection.request {
+            Some(r) => r.as_bytes(),
+            None => self.target.nodes[conn.node].request.as_bytes(),
+        };
+        let progress = write_request(stream, request, written)?;
         match progress {
             RequestWrite::Pending { written } => conn.state = ConnState::Connecting { written },
             RequestWrite::Sent => {
@@ -272,19 +288,34 @@ impl SubscriberLoop {
         result
     }
 
-    /// Closes connection `i`, counting why.
+    /// Closes connection `i`, counting why; with `--reconnect`, a stream that ended or a
+    /// reconnection that failed waits to try again instead.
     fn close(&mut self, i: usize, kind: FailureKind) {
         let conn = &mut self.conns[i];
         if let Some(mut stream) = conn.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
+        let was_open = conn.state == ConnState::Streaming || conn.is_reconnecting();
+        if self.target.reconnect
+            && was_open
+            && retries(kind)
+            && !matches!(conn.state, ConnState::Closed | ConnState::Waiting)
+        {
+            self.wait_to_reconnect(i, kind);
+            return;
+        }
         match conn.state {
             ConnState::Closed => return,
-            ConnState::Streaming => {}
+            ConnState::Streaming | ConnState::Waiting => {}
             ConnState::Connecting { .. } | ConnState::ReadingHead => {
-                self.rec.progress.failed.fetch_add(1, Relaxed);
+                // A reconnection that is refused gives up; the connection had opened, so it
+                // is dropped, not failed.
+                if !conn.is_reconnecting() {
+                    self.rec.progress.failed.fetch_add(1, Relaxed);
+                }
             }
         }
+        conn.reconnection.since_ns = None;
         conn.state = ConnState::Closed;
         conn.head = Vec::new();
         count_error(&mut self.rec.errors, kind, 1);
@@ -328,10 +359,86 @@ impl SubscriberLoop {
             self.plan.connections = self.conns.len();
         }
         for i in 0..self.conns.len() {
-            if self.conns[i].state.is_opening() {
+            if self.conns[i].state.is_opening() && !self.conns[i].is_reconnecting() {
                 self.close(i, FailureKind::RampTimeout);
             }
         }
-        self.deadlines.clear();
+        // Reconnections keep their deadlines; first opens have none left.
+        self.deadlines
+            .retain(|&(_, i, _)| self.conns[i].is_reconnecting());
+    }
+
+    /// `--reconnect`: connection `i`, whose stream ended or whose reconnection failed with
+    /// `kind`, waits the server's `retry` (or the default) with jitter, then tries the next
+    /// node. The end of a stream is a reconnect, not a failure; a failed attempt is counted.
+    fn wait_to_reconnect(&mut self, i: usize, kind: FailureKind) {
+        let conn = &mut self.conns[i];
+        if conn.state == ConnState::Streaming {
+            let now_ns = unix_now_ns();
+            conn.reconnection.since_ns = Some(now_ns);
+            self.rec.stream_ended(now_ns);
+        } else {
+            count_error(&mut self.rec.errors, kind, 1);
+        }
+        conn.state = ConnState::Waiting;
+        conn.head = Vec::new();
+        conn.node = (conn.node + 1) % self.target.nodes.len();
+        conn.reconnection.attempt += 1;
+        let retry = Duration::from_millis(
+            conn.reconnection
+                .retry_ms
+                .unwrap_or(self.target.default_retry_ms),
+        );
+        let global = self.plan.first_index + i;
+        self.timers.push(Reverse(Due {
+            due: Instant::now() + delay(retry, global, conn.reconnection.attempt),
+            index: i,
+            attempt: conn.reconnection.attempt,
+        }));
+    }
+
+    /// Starts the reconnections that are due; `deadline` is their response deadline.
+    fn fire_timers(&mut self, now: Instant, deadline: Instant) {
+        while let Some(&Reverse(due)) = self.timers.peek() {
+            if due.due > now {
+                break;
+            }
+            self.timers.pop();
+            let conn = &self.conns[due.index];
+            if conn.state == ConnState::Waiting && conn.reconnection.attempt == due.attempt {
+                self.reopen(due.index, deadline);
+            }
+        }
+    }
+
+    /// Connects waiting connection `i` again, to its (next) node, with `Last-Event-ID` set to
+    /// the last event id it saw, as `EventSource` does.
+    fn reopen(&mut self, i: usize, deadline: Instant) {
+        let src = self.target.source_for(self.plan.first_index + i);
+        let conn = &mut self.conns[i];
+        let node = &self.target.nodes[conn.node];
+        let id = conn.parser.last_event_id().to_vec();
+        conn.parser = EventStreamParser::with_last_event_id(&id);
+        conn.body = BodyDecoder::new(BodyMode::Close);
+        conn.reconnection.request = Some(request_with_last_event_id(&node.request, &id));
+        let registered = connect(src, node.addr).and_then(|mut stream| {
+            self.poll
+                .registry()
+                .register(
+                    &mut stream,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map(|()| stream)
+        });
+        match registered {
+            Ok(stream) => {
+                conn.stream = Some(stream);
+                conn.state = ConnState::Connecting { written: 0 };
+                self.deadlines
+                    .push_back((deadline, i, conn.reconnection.attempt));
+            }
+            Err(e) => self.wait_to_reconnect(i, FailureKind::from_io(&e)),
+        }
     }
 }

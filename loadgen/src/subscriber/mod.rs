@@ -13,6 +13,8 @@
 //! - `connection`: one connection's state and what it owns.
 //! - `response`: the response head, body framing and event parsing of a connection's bytes.
 //! - `tracking`: which events of the phase each connection received; the phase's report.
+//! - `reconnect`: `--reconnect` as `EventSource` does it: `retry` with jitter, `Last-Event-ID`,
+//!   the next node.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -27,6 +29,7 @@ use crate::stats::PhaseReport;
 pub mod connect;
 mod connection;
 pub mod event_loop;
+mod reconnect;
 mod response;
 mod tracking;
 
@@ -36,9 +39,9 @@ pub use event_loop::SubscriberLoop;
 /// The token of the waker that signals a command.
 pub const WAKER: Token = Token(usize::MAX);
 
-/// One server subscribers connect to.
+/// One server (node) subscribers connect to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubscribeServer {
+pub struct SubscribeNode {
     /// The server's address.
     pub addr: SocketAddr,
     /// The complete request, sent once per connection.
@@ -48,21 +51,29 @@ pub struct SubscribeServer {
 /// What every subscriber connects to and how.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriberTarget {
-    /// The servers (at least one); subscriber `n` (global index) connects to server
-    /// `n % servers.len()`.
-    pub servers: Vec<SubscribeServer>,
+    /// The servers, at least one: subscriber `i` (global index) connects to node `i % n`.
+    pub nodes: Vec<SubscribeNode>,
     /// Local addresses to bind, used in turn; empty: let the kernel choose.
     pub source_ips: Vec<IpAddr>,
     /// Time allowed from connect to a complete response head, ms.
     pub response_timeout_ms: u64,
     /// The run id in the payloads that count.
     pub run_id: u64,
+    /// Reconnect when a stream ends (`--reconnect`), to the next node, with `Last-Event-ID`.
+    #[serde(default)]
+    pub reconnect: bool,
+    /// The reconnection delay until the server sends `retry`, ms (`--retry`).
+    #[serde(default)]
+    pub default_retry_ms: u64,
 }
 
 impl SubscriberTarget {
-    /// The server of the subscriber with global index `n`.
-    pub fn server(&self, n: usize) -> &SubscribeServer {
-        &self.servers[n % self.servers.len()]
+    /// The source address of subscriber `global`: the addresses in turn over the subscribers of
+    /// each node (`global / nodes`), so every node sees every source address and each
+    /// (source, node) pair has its own ephemeral ports.
+    pub fn source_for(&self, global: usize) -> Option<IpAddr> {
+        let ips = &self.source_ips;
+        (!ips.is_empty()).then(|| ips[(global / self.nodes.len().max(1)) % ips.len()])
     }
 }
 

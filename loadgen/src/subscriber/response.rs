@@ -37,12 +37,17 @@ pub(super) fn process(
             }
             conn.state = ConnState::Streaming;
             conn.body = BodyDecoder::new(head.body);
-            rec.progress.opened.fetch_add(1, Relaxed);
+            match conn.reconnection.since_ns.take() {
+                Some(since_ns) => rec.reconnected(since_ns, now_ns),
+                None => {
+                    rec.progress.opened.fetch_add(1, Relaxed);
+                }
+            }
             let rest = std::mem::take(&mut conn.head);
             process_body(conn, &rest[len..], rec, now_ns, delivered)
         }
         ConnState::Streaming => process_body(conn, bytes, rec, now_ns, delivered),
-        ConnState::Connecting { .. } | ConnState::Closed => Ok(()),
+        ConnState::Connecting { .. } | ConnState::Waiting | ConnState::Closed => Ok(()),
     }
 }
 
@@ -58,15 +63,17 @@ fn process_body(
         body,
         parser,
         track,
+        reconnection,
         ..
     } = conn;
     body.feed(bytes, &mut |chunk| {
-        parser.feed(chunk, &mut |d| {
-            if let Dispatch::Event(e) = d {
+        parser.feed(chunk, &mut |d| match d {
+            Dispatch::Event(e) => {
                 if record(track, rec, e.data, now_ns) == Receipt::Delivered {
                     *delivered += 1;
                 }
             }
+            Dispatch::Retry(ms) => reconnection.retry_ms = Some(ms),
         })
     })
     .map_err(|e| e.kind())?;

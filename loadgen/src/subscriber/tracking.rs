@@ -8,7 +8,8 @@ use super::connection::{ConnState, Subscriber};
 use super::{Progress, thread_cpu_ns};
 use crate::payload;
 use crate::reply::ServerReply;
-use crate::stats::{ErrorCounts, PhaseReport, count_error};
+use crate::stats::{ErrorCounts, PhaseReport, count_error, new_histogram};
+use hdrhistogram::Histogram;
 
 /// What one connection has received of the current phase.
 #[derive(Default)]
@@ -65,6 +66,14 @@ pub(super) struct Recorder {
     pub(super) progress: Arc<Progress>,
     /// The first reply that was not an event stream, since the last report.
     first_reply: Option<ServerReply>,
+    /// `--reconnect`: streams that came back since the last report.
+    reconnects: u64,
+    /// Their times from the stream's end to the new head, µs.
+    reconnect_us: Histogram<u64>,
+    /// When the first stream ended since the last report, ns since the Unix epoch (0: none).
+    first_stream_end_ns: u64,
+    /// When the last reconnection got its head, ns since the Unix epoch (0: none).
+    last_reconnect_ns: u64,
 }
 
 impl Recorder {
@@ -79,7 +88,26 @@ impl Recorder {
             phase_cpu_start_ns: 0,
             progress,
             first_reply: None,
+            reconnects: 0,
+            reconnect_us: new_histogram(),
+            first_stream_end_ns: 0,
+            last_reconnect_ns: 0,
         }
+    }
+
+    /// A stream ended at `now_ns` and its connection will reconnect.
+    pub(super) fn stream_ended(&mut self, now_ns: u64) {
+        if self.first_stream_end_ns == 0 {
+            self.first_stream_end_ns = now_ns;
+        }
+    }
+
+    /// A connection whose stream ended at `since_ns` got a new event-stream head at `now_ns`.
+    pub(super) fn reconnected(&mut self, since_ns: u64, now_ns: u64) {
+        self.reconnects += 1;
+        self.reconnect_us
+            .saturating_record((now_ns.saturating_sub(since_ns) / 1000).max(1));
+        self.last_reconnect_ns = self.last_reconnect_ns.max(now_ns);
     }
 
     /// Keeps `reply` if it is the first refusal since the last report.
@@ -89,14 +117,17 @@ impl Recorder {
         }
     }
 
-    /// Starts tracking events `first_seq..first_seq + count`: every connection streaming now
-    /// owes each of them.
+    /// Starts tracking events `first_seq..first_seq + count`: every connection streaming (or
+    /// reconnecting) now owes each of them.
     pub(super) fn start_phase(&mut self, conns: &mut [Subscriber], first_seq: u64, count: usize) {
         let words = count.div_ceil(64);
         let mut streaming = 0u64;
         for conn in conns {
+            // A connection between streams owes the phase too: it will reconnect and ask for
+            // what it missed with `Last-Event-ID`.
+            let owes = conn.state == ConnState::Streaming || conn.is_reconnecting();
             let t = &mut conn.track;
-            t.in_phase = conn.state == ConnState::Streaming;
+            t.in_phase = owes;
             t.received = 0;
             t.highest = None;
             t.seen.clear();
@@ -124,6 +155,13 @@ impl Recorder {
     /// failures counted since the last one.
     pub(super) fn end_phase(&mut self, conns: &mut [Subscriber]) -> PhaseReport {
         let mut report = std::mem::replace(&mut self.report, PhaseReport::new(0));
+        for conn in conns.iter() {
+            report.reconnecting += u64::from(conn.is_reconnecting());
+        }
+        report.reconnects = std::mem::take(&mut self.reconnects);
+        report.reconnect_us = std::mem::replace(&mut self.reconnect_us, new_histogram());
+        report.first_stream_end_unix_ns = std::mem::take(&mut self.first_stream_end_ns);
+        report.last_reconnect_unix_ns = std::mem::take(&mut self.last_reconnect_ns);
         for conn in conns {
             if conn.track.in_phase {
                 let missed = self.phase.count as u64 - conn.track.received;

@@ -406,7 +406,7 @@ pub fn loadgen(args: &[&str]) -> Output {
 /// Fanout settings for a small, quick run against `url`.
 pub fn small_run(url: &str, connections: u64, events: u64) -> sse_loadgen::fanout::FanoutSettings {
     sse_loadgen::fanout::FanoutSettings {
-        url: url.to_string(),
+        urls: vec![url.to_string()],
         connections,
         events,
         rate: 200.0,
@@ -418,4 +418,79 @@ pub fn small_run(url: &str, connections: u64, events: u64) -> sse_loadgen::fanou
         quiet: true,
         ..Default::default()
     }
+}
+
+/// What the failover brokers share: one history and every subscriber, as nodes of a cluster
+/// share a backplane.
+#[derive(Default)]
+pub struct SharedBroker {
+    /// Every event's frame, by id (ids are 0, 1, 2, ...).
+    history: Vec<Vec<u8>>,
+    /// Open streams and the node each is on.
+    subscribers: Vec<(usize, TcpStream)>,
+    /// `(node, Last-Event-ID)` of every subscribe that sent one.
+    pub last_event_ids: Vec<(usize, String)>,
+}
+
+/// `nodes` fake nodes over one [`SharedBroker`]: `GET /events` streams with `retry: 50` and,
+/// given `Last-Event-ID: N`, first replays the events from `N + 1 + replay_offset` (0: exact;
+/// -1: one event again; 1: one event skipped); `POST /publish` gives the body the next id and
+/// writes it to every subscriber of every node. Right after event `kill_after`, node 0 closes
+/// all its streams, as a node that dies does. Node `broken`, if any, records a subscribe with
+/// `Last-Event-ID` and closes it before answering.
+pub fn failover_brokers(
+    nodes: usize,
+    kill_after: u64,
+    replay_offset: i64,
+    broken: Option<usize>,
+) -> (Vec<FakeServer>, Arc<Mutex<SharedBroker>>) {
+    let shared: Arc<Mutex<SharedBroker>> = Arc::default();
+    let servers = (0..nodes)
+        .map(|node| {
+            let shared = shared.clone();
+            FakeServer::start(move |stream, req| {
+                let mut b = shared.lock().unwrap();
+                if let Some(id) = req.header("last-event-id")
+                    && Some(node) == broken
+                {
+                    b.last_event_ids.push((node, id.to_string()));
+                    return After::Close;
+                }
+                if req.method == "GET" {
+                    let head =
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nretry: 50\n\n";
+                    if stream.write_all(head).is_err() {
+                        return After::Close;
+                    }
+                    if let Some(id) = req.header("last-event-id") {
+                        b.last_event_ids.push((node, id.to_string()));
+                        let from = id.parse::<i64>().unwrap() + 1 + replay_offset;
+                        for frame in b.history.iter().skip(from.max(0) as usize) {
+                            let _ = stream.write_all(frame);
+                        }
+                    }
+                    b.subscribers.push((node, stream.try_clone().unwrap()));
+                    return After::Keep;
+                }
+                let id = b.history.len() as u64;
+                let frame = [format!("id: {id}\ndata: ").as_bytes(), &req.body, b"\n\n"].concat();
+                for (_, s) in b.subscribers.iter_mut() {
+                    let _ = s.write_all(&frame);
+                }
+                b.history.push(frame);
+                if id == kill_after {
+                    b.subscribers.retain(|(n, s)| {
+                        if *n == 0 {
+                            let _ = s.shutdown(Shutdown::Both);
+                        }
+                        *n != 0
+                    });
+                }
+                drop(b);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                After::KeepAlive
+            })
+        })
+        .collect();
+    (servers, shared)
 }
