@@ -27,7 +27,7 @@ pub struct Cli {
     pub threads: usize,
     /// Most open connections; past it, new ones get 503 with Retry-After. Default: what the
     /// open-file limit allows.
-    #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_count_usize)]
+    #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_max_connections)]
     pub max_connections: Option<usize>,
     /// Events kept per topic for Last-Event-ID replay.
     #[arg(long, env = "SSE_HISTORY", default_value = "1024", value_parser = parse_count_usize)]
@@ -171,6 +171,19 @@ impl Cli {
     }
 }
 
+/// A connection cap: a count of at least 1 (0 would refuse every client).
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match parse_count_usize(text) {
+        Ok(0) => Err(
+            "0 would refuse every connection; give at least 1, or leave the flag out \
+                      to take what the open-file limit allows"
+                .to_owned(),
+        ),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +206,17 @@ mod tests {
         assert_eq!(parse_count("1.5k"), Ok(1500));
         assert!(parse_count("1.5").is_err());
         assert!(parse_count("-1").is_err());
+    }
+
+    /// `--max-connections 0` is refused with a reason.
+    #[test]
+    fn refuses_a_zero_connection_cap() {
+        let error = Cli::try_parse_from(["sse-server", "--max-connections", "0"]).unwrap_err();
+        assert!(
+            error.to_string().contains("would refuse every connection"),
+            "{error}"
+        );
+        assert!(Cli::try_parse_from(["sse-server", "--max-connections", "1"]).is_ok());
     }
 
     /// `--help` parses and every flag maps into the config.

@@ -206,13 +206,16 @@ impl Server {
         )
     }
 
-    /// Warnings for the start-up output, one line each: today, publishing without a token
-    /// while listening beyond loopback ([`Access::exposure_warning`]).
+    /// Warnings for the start-up output, one line each: publishing without a token while
+    /// listening beyond loopback ([`Access::exposure_warning`]), and a `--max-connections` the
+    /// open-file limit cannot hold.
     pub fn warnings(&self) -> Vec<String> {
-        Access::new(&self.config)
+        let mut warnings: Vec<String> = Access::new(&self.config)
             .exposure_warning(self.local_addr)
             .into_iter()
-            .collect()
+            .collect();
+        warnings.extend(fd_limit_warning(self.config.max_connections, self.fd_limit));
+        warnings
     }
 
     /// Runs the event loops (and the demo and stats sources) until shutdown; returns when all
@@ -278,6 +281,20 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// A warning when `--max-connections` asks for more connections than the open-file limit holds
+/// (beyond connections, the process keeps [`RESERVED_FDS`] descriptors for itself).
+fn fd_limit_warning(asked: Option<usize>, fd_limit: u64) -> Option<String> {
+    let asked = asked? as u64;
+    let fits = fd_limit.saturating_sub(RESERVED_FDS);
+    (asked > fits).then(|| {
+        format!(
+            "sse-server: warning: --max-connections {asked} is more than the open-file limit \
+             allows (fd_limit={fd_limit}: about {fits} connections); past that, new connections \
+             get 503. Raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit)"
+        )
+    })
+}
+
 /// `256MiB`, `64KiB`, `1000B`: the largest binary unit that divides the size.
 fn format_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
@@ -302,6 +319,19 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), shown);
         }
+    }
+
+    /// A cap the fd limit cannot hold is warned about at start; one it can hold is not.
+    #[test]
+    fn warns_when_max_connections_exceeds_the_fd_limit() {
+        let warning = fd_limit_warning(Some(1000), 300).expect("a warning");
+        assert!(warning.contains("--max-connections 1000"), "{warning}");
+        assert!(
+            warning.contains("fd_limit=300: about 236 connections"),
+            "{warning}"
+        );
+        assert_eq!(fd_limit_warning(Some(200), 300), None);
+        assert_eq!(fd_limit_warning(None, 300), None);
     }
 
     #[test]
