@@ -17,13 +17,11 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::connect::{RequestWrite, connect, write_request};
 use super::connection::{ConnState, Subscriber};
-use super::reconnect::{Due, delay, request_with_last_event_id, retries};
+use super::reconnect::{Due, retries};
 use super::response::process;
 use super::tracking::Recorder;
 use super::{Command, Progress, SubscriberTarget, ThreadPlan, unix_now_ns};
 use crate::failure::FailureKind;
-use crate::http::{BodyDecoder, BodyMode};
-use crate::sse::EventStreamParser;
 use crate::stats::count_error;
 
 /// Size of the one read buffer each thread has.
@@ -43,24 +41,24 @@ enum Next {
 /// One thread's event loop.
 pub struct SubscriberLoop {
     /// The poller.
-    poll: Poll,
+    pub(super) poll: Poll,
     /// Connections, indexed by their token.
-    conns: Vec<Subscriber>,
+    pub(super) conns: Vec<Subscriber>,
     /// The one read buffer of the thread.
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
     /// What to connect to.
-    target: Arc<SubscriberTarget>,
+    pub(super) target: Arc<SubscriberTarget>,
     /// This thread's share.
-    plan: ThreadPlan,
+    pub(super) plan: ThreadPlan,
     /// Delivery bookkeeping.
-    rec: Recorder,
+    pub(super) rec: Recorder,
     /// Response deadlines in opening order (so they are sorted): `(deadline, index, attempt)`;
     /// one for an older attempt than the connection's is stale.
-    deadlines: VecDeque<(Instant, usize, u32)>,
+    pub(super) deadlines: VecDeque<(Instant, usize, u32)>,
     /// `--reconnect`: when each waiting connection tries again, earliest first.
-    timers: BinaryHeap<Reverse<Due>>,
+    pub(super) timers: BinaryHeap<Reverse<Due>>,
     /// Commands from the controller.
-    commands: Receiver<Command>,
+    pub(super) commands: Receiver<Command>,
 }
 
 impl SubscriberLoop {
@@ -366,79 +364,5 @@ impl SubscriberLoop {
         // Reconnections keep their deadlines; first opens have none left.
         self.deadlines
             .retain(|&(_, i, _)| self.conns[i].is_reconnecting());
-    }
-
-    /// `--reconnect`: connection `i`, whose stream ended or whose reconnection failed with
-    /// `kind`, waits the server's `retry` (or the default) with jitter, then tries the next
-    /// node. The end of a stream is a reconnect, not a failure; a failed attempt is counted.
-    fn wait_to_reconnect(&mut self, i: usize, kind: FailureKind) {
-        let conn = &mut self.conns[i];
-        if conn.state == ConnState::Streaming {
-            let now_ns = unix_now_ns();
-            conn.reconnection.since_ns = Some(now_ns);
-            self.rec.stream_ended(now_ns);
-        } else {
-            count_error(&mut self.rec.errors, kind, 1);
-        }
-        conn.state = ConnState::Waiting;
-        conn.head = Vec::new();
-        conn.node = (conn.node + 1) % self.target.nodes.len();
-        conn.reconnection.attempt += 1;
-        let retry = Duration::from_millis(
-            conn.reconnection
-                .retry_ms
-                .unwrap_or(self.target.default_retry_ms),
-        );
-        let global = self.plan.first_index + i;
-        self.timers.push(Reverse(Due {
-            due: Instant::now() + delay(retry, global, conn.reconnection.attempt),
-            index: i,
-            attempt: conn.reconnection.attempt,
-        }));
-    }
-
-    /// Starts the reconnections that are due; `deadline` is their response deadline.
-    fn fire_timers(&mut self, now: Instant, deadline: Instant) {
-        while let Some(&Reverse(due)) = self.timers.peek() {
-            if due.due > now {
-                break;
-            }
-            self.timers.pop();
-            let conn = &self.conns[due.index];
-            if conn.state == ConnState::Waiting && conn.reconnection.attempt == due.attempt {
-                self.reopen(due.index, deadline);
-            }
-        }
-    }
-
-    /// Connects waiting connection `i` again, to its (next) node, with `Last-Event-ID` set to
-    /// the last event id it saw, as `EventSource` does.
-    fn reopen(&mut self, i: usize, deadline: Instant) {
-        let src = self.target.source_for(self.plan.first_index + i);
-        let conn = &mut self.conns[i];
-        let node = &self.target.nodes[conn.node];
-        let id = conn.parser.last_event_id().to_vec();
-        conn.parser = EventStreamParser::with_last_event_id(&id);
-        conn.body = BodyDecoder::new(BodyMode::Close);
-        conn.reconnection.request = Some(request_with_last_event_id(&node.request, &id));
-        let registered = connect(src, node.addr).and_then(|mut stream| {
-            self.poll
-                .registry()
-                .register(
-                    &mut stream,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map(|()| stream)
-        });
-        match registered {
-            Ok(stream) => {
-                conn.stream = Some(stream);
-                conn.state = ConnState::Connecting { written: 0 };
-                self.deadlines
-                    .push_back((deadline, i, conn.reconnection.attempt));
-            }
-            Err(e) => self.wait_to_reconnect(i, FailureKind::from_io(&e)),
-        }
     }
 }

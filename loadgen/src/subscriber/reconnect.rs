@@ -3,10 +3,19 @@
 //! `Last-Event-ID`. What each connection received stays in its tracking, so an event that
 //! arrives on either connection counts once and a gap after the reconnect is loss.
 
+use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use super::connection::Subscriber;
+use mio::{Interest, Token};
+
+use super::connect::connect;
+use super::connection::{ConnState, Subscriber};
+use super::event_loop::SubscriberLoop;
+use super::unix_now_ns;
 use crate::failure::FailureKind;
+use crate::http::{BodyDecoder, BodyMode};
+use crate::sse::EventStreamParser;
+use crate::stats::count_error;
 
 /// Whether a connection that failed with `kind` tries again. As `EventSource` does, a network
 /// error or the end of the stream retries; an answer that is not a 200 event stream gives up
@@ -69,6 +78,83 @@ impl Subscriber {
     /// Whether the connection is between streams, waiting or reconnecting.
     pub(super) fn is_reconnecting(&self) -> bool {
         self.reconnection.since_ns.is_some()
+    }
+}
+
+/// The loop's half of reconnecting: waiting, the timers, and opening again.
+impl SubscriberLoop {
+    /// `--reconnect`: connection `i`, whose stream ended or whose reconnection failed with
+    /// `kind`, waits the server's `retry` (or the default) with jitter, then tries the next
+    /// node. The end of a stream is a reconnect, not a failure; a failed attempt is counted.
+    pub(super) fn wait_to_reconnect(&mut self, i: usize, kind: FailureKind) {
+        let conn = &mut self.conns[i];
+        if conn.state == ConnState::Streaming {
+            let now_ns = unix_now_ns();
+            conn.reconnection.since_ns = Some(now_ns);
+            self.rec.stream_ended(now_ns);
+        } else {
+            count_error(&mut self.rec.errors, kind, 1);
+        }
+        conn.state = ConnState::Waiting;
+        conn.head = Vec::new();
+        conn.node = (conn.node + 1) % self.target.nodes.len();
+        conn.reconnection.attempt += 1;
+        let retry = Duration::from_millis(
+            conn.reconnection
+                .retry_ms
+                .unwrap_or(self.target.default_retry_ms),
+        );
+        let global = self.plan.first_index + i;
+        self.timers.push(Reverse(Due {
+            due: Instant::now() + delay(retry, global, conn.reconnection.attempt),
+            index: i,
+            attempt: conn.reconnection.attempt,
+        }));
+    }
+
+    /// Starts the reconnections that are due; `deadline` is their response deadline.
+    pub(super) fn fire_timers(&mut self, now: Instant, deadline: Instant) {
+        while let Some(&Reverse(due)) = self.timers.peek() {
+            if due.due > now {
+                break;
+            }
+            self.timers.pop();
+            let conn = &self.conns[due.index];
+            if conn.state == ConnState::Waiting && conn.reconnection.attempt == due.attempt {
+                self.reopen(due.index, deadline);
+            }
+        }
+    }
+
+    /// Connects waiting connection `i` again, to its (next) node, with `Last-Event-ID` set to
+    /// the last event id it saw, as `EventSource` does.
+    fn reopen(&mut self, i: usize, deadline: Instant) {
+        let src = self.target.source_for(self.plan.first_index + i);
+        let conn = &mut self.conns[i];
+        let node = &self.target.nodes[conn.node];
+        let id = conn.parser.last_event_id().to_vec();
+        conn.parser = EventStreamParser::with_last_event_id(&id);
+        conn.body = BodyDecoder::new(BodyMode::Close);
+        conn.reconnection.request = Some(request_with_last_event_id(&node.request, &id));
+        let registered = connect(src, node.addr).and_then(|mut stream| {
+            self.poll
+                .registry()
+                .register(
+                    &mut stream,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map(|()| stream)
+        });
+        match registered {
+            Ok(stream) => {
+                conn.stream = Some(stream);
+                conn.state = ConnState::Connecting { written: 0 };
+                self.deadlines
+                    .push_back((deadline, i, conn.reconnection.attempt));
+            }
+            Err(e) => self.wait_to_reconnect(i, FailureKind::from_io(&e)),
+        }
     }
 }
 
