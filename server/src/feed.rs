@@ -194,11 +194,6 @@ impl Feeds {
         }
     }
 
-    /// The loops' feeds.
-    pub fn loops(&self) -> &[Arc<LoopFeed>] {
-        &self.loops
-    }
-
     /// The largest backlog of any loop.
     pub fn max_backlog(&self) -> Duration {
         self.loops

@@ -79,16 +79,6 @@ pub fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<std::n
     Ok(socket.into())
 }
 
-/// Sets the listen backlog (std's default is small for a connection storm).
-pub fn set_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: listen on an fd we own; calling it again on a listening socket updates the backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 static TERMINATE: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_terminate(_signal: libc::c_int) {

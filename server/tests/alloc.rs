@@ -5,15 +5,18 @@
 //! vectored writes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_server::broker::PublishRequest;
+
+mod util;
 use sse_server::{Broker, Config, Server};
+use util::raw_subscriber;
 
 /// Counts every allocation and reallocation made by this test binary.
 struct CountingAllocator;
@@ -68,7 +71,7 @@ impl Fixture {
         let broker = server.broker();
         let shutdown = server.shutdown_handle();
         let server = thread::spawn(move || server.run().expect("server ran"));
-        let subscribers = (0..count).map(|_| subscribe(addr)).collect();
+        let subscribers = (0..count).map(|_| raw_subscriber(addr, "news")).collect();
         Fixture {
             broker,
             subscribers,
@@ -113,25 +116,6 @@ impl Drop for Fixture {
             let _ = server.join();
         }
     }
-}
-
-/// Opens a stream and reads its head and preamble, so the subscriber is registered.
-fn subscribe(addr: SocketAddr) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).expect("connect");
-    socket
-        .write_all(b"GET /events?topic=news HTTP/1.1\r\nHost: test\r\n\r\n")
-        .unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b": stream open\n\n") {
-        socket.read_exact(&mut byte).expect("stream preamble");
-        seen.push(byte[0]);
-    }
-    socket.set_nonblocking(true).unwrap();
-    socket
 }
 
 /// Allocations made while one event is published and delivered to `count` subscribers, after

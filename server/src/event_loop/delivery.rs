@@ -15,7 +15,7 @@ use super::EventLoop;
 use crate::connection::{Connection, State, Stream};
 use crate::console;
 use crate::fanout::{PendingBytes, Replay, Topics};
-use crate::metrics::LoopCounters;
+use crate::metrics::{LoopCounters, Metrics};
 use crate::params::Subscription;
 use crate::sys;
 
@@ -179,17 +179,7 @@ impl EventLoop {
             &mut self.counters,
             now,
         );
-        self.count_health(health)
-    }
-
-    /// Counts a slow-consumer disconnect; true when the stream stays open.
-    fn count_health(&self, health: StreamHealth) -> bool {
-        if health == StreamHealth::Lagging {
-            self.metrics()
-                .slow_consumer_disconnects
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        health == StreamHealth::Open
+        stays_open(health, self.metrics())
     }
 
     /// Continues the fan-out passes for up to `budget` subscribers; true when work remains.
@@ -208,15 +198,8 @@ impl EventLoop {
             let Some(connection) = connections.get_mut(key) else {
                 return;
             };
-            match write_stream(connection, topics, counters, now) {
-                StreamHealth::Open => {}
-                StreamHealth::Lagging => {
-                    metrics
-                        .slow_consumer_disconnects
-                        .fetch_add(1, Ordering::Relaxed);
-                    to_close.push(key);
-                }
-                StreamHealth::Broken => to_close.push(key),
+            if !stays_open(write_stream(connection, topics, counters, now), metrics) {
+                to_close.push(key);
             }
         });
         self.close_pending();
@@ -254,6 +237,17 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// True when a stream stays open after a write; a lagging one is counted as a slow-consumer
+/// disconnect.
+fn stays_open(health: StreamHealth, metrics: &Metrics) -> bool {
+    if health == StreamHealth::Lagging {
+        metrics
+            .slow_consumer_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    health == StreamHealth::Open
 }
 
 /// Writes a stream's pending bytes. A free function so the loop can call it while it iterates a

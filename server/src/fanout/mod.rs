@@ -378,11 +378,6 @@ impl Topics {
             self.sweep_cursor = 0;
         }
     }
-
-    /// The retention settings.
-    pub fn retention(&self) -> &Retention {
-        &self.retention
-    }
 }
 
 #[cfg(test)]

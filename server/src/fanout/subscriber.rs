@@ -131,15 +131,7 @@ impl Subscriber {
 
     /// Bytes of events published since this subscriber joined that it has not been written.
     pub fn live_lag(&self, topics: &Topics) -> u64 {
-        let total: u64 = self
-            .cursors
-            .iter()
-            .map(|cursor| {
-                let log = &topics.logs[cursor.topic as usize];
-                log.tail_offset - log.start_offset(cursor.next_seq).max(cursor.live_from)
-            })
-            .sum();
-        total.saturating_sub(self.head_written)
+        self.bytes_behind(topics, true)
     }
 
     /// Whether this subscriber lags and must be disconnected: it lost events, or its socket is
@@ -151,12 +143,24 @@ impl Subscriber {
 
     /// Bytes waiting to be written to this subscriber.
     pub fn pending_bytes(&self, topics: &Topics) -> u64 {
+        self.bytes_behind(topics, false)
+    }
+
+    /// Bytes from each cursor to its log's tail, summed, less what is written of the first
+    /// event; with `since_join`, only bytes of events published since the subscriber joined.
+    fn bytes_behind(&self, topics: &Topics, since_join: bool) -> u64 {
         let total: u64 = self
             .cursors
             .iter()
             .map(|cursor| {
                 let log = &topics.logs[cursor.topic as usize];
-                log.tail_offset - log.start_offset(cursor.next_seq)
+                let from = log.start_offset(cursor.next_seq);
+                let from = if since_join {
+                    from.max(cursor.live_from)
+                } else {
+                    from
+                };
+                log.tail_offset - from
             })
             .sum();
         total.saturating_sub(self.head_written)

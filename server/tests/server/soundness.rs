@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     self, Conn, Publisher, ServerProcess, SseStream, TIMEOUT, TestServer, deadline, metric,
-    metrics, wait_until,
+    metrics, raw_subscriber, wait_until,
 };
 
 /// Status of a raw `POST /publish?topic=...` on a new connection.
@@ -175,23 +175,6 @@ fn readers_that_keep_up_are_not_cut_during_long_passes() {
         metric(&metrics(addr), "sse_slow_consumer_disconnects_total"),
         0.0
     );
-}
-
-/// Subscribes with a raw socket and reads up to the end of the preamble.
-fn raw_subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).unwrap();
-    socket
-        .write_all(format!("GET /events?topic={topic} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
-        .unwrap();
-    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b": stream open\n\n") {
-        socket.read_exact(&mut byte).expect("stream preamble");
-        seen.push(byte[0]);
-    }
-    socket.set_nonblocking(true).unwrap();
-    socket
 }
 
 /// Reads every socket until it has `events` events of about `event_len` bytes (ids have 16 to

@@ -1074,3 +1074,22 @@ impl SseStream {
         &self.body
     }
 }
+
+/// Subscribes `GET /events?topic=TOPIC` with a plain socket, reads up to the end of the
+/// preamble (so the subscriber is registered), and makes it non-blocking: for tests that read
+/// many streams with fixed buffers.
+pub fn raw_subscriber(addr: SocketAddr, topic: &str) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .write_all(format!("GET /events?topic={topic} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .unwrap();
+    socket.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b": stream open\n\n") {
+        socket.read_exact(&mut byte).expect("stream preamble");
+        seen.push(byte[0]);
+    }
+    socket.set_nonblocking(true).unwrap();
+    socket
+}
