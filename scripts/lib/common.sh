@@ -11,6 +11,7 @@
 #   port_is_free PORT      nothing listens on 127.0.0.1:PORT
 #   wait_port_free PORT S  wait up to S seconds for that
 #   wait_http URL S PID    wait up to S seconds for URL to answer 2xx while PID lives
+#   wait_stream URL S PID  wait up to S seconds for a stream at URL to send its first line
 #   stop_tree PID          SIGTERM a process and its descendants, SIGKILL after 5 s, reap it
 #   result_dir SUFFIX      a fresh bench-results/<date>-<host>[SUFFIX]/ folder (-2, -3 if taken)
 #   parse_count 10k        15000-style counts to plain numbers
@@ -101,6 +102,22 @@ wait_http() {
     [[ -z "$pid" ]] || kill -0 "$pid" 2>/dev/null || return 1
     ((SECONDS < deadline)) || return 1
     sleep 0.2
+  done
+}
+
+# A held stream can lag its server's plain answers: Pushpin answers /healthz through its
+# proxy before its handler's link to the HTTP front is up, and a stream opened in that window
+# gets its headers and never a byte (or, earlier still, a 500 from a handler not yet up). Each
+# try opens the stream for 2 s and looks for the first byte of an SSE line (a comment or field).
+wait_stream() {
+  local url="$1" deadline=$((SECONDS + $2)) pid="${3:-}"
+  local first
+  while :; do
+    first="$(curl -sN --max-time 2 -H 'Accept: text/event-stream' "$url" 2>/dev/null | head -c 1)" || true
+    [[ "$first" != ":" && "$first" != [a-z] ]] || break
+    [[ -z "$pid" ]] || kill -0 "$pid" 2>/dev/null || return 1
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5
   done
 }
 

@@ -112,6 +112,12 @@ server_start() {
     server_stop
     return 1
   fi
+  if [[ "$name" == pushpin ]] && ! wait_stream "http://127.0.0.1:$port/events?topic=ready-probe" 60 "$SERVER_PID"; then
+    warn "$name answered /healthz but no stream sent a byte within 60 s; the end of its output:"
+    tail -n 20 "$log" | sed 's/^/    /' >&2
+    server_stop
+    return 1
+  fi
 }
 
 server_stop() {
