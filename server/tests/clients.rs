@@ -21,7 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -1010,66 +1010,63 @@ fn browser_demo_page_shows_ticking_time() {
 // Headless Chromium: the console at `/`
 // ---------------------------------------------------------------------------------------------
 
-/// Subscribers on raw sockets, opened at a steady pace (so the console shows a ramp), and a
-/// publisher sending to their topic every 50 ms (so it shows deliveries) until dropped.
+/// The load generator, built beside `sse-server` by any workspace build (`cargo nextest run
+/// --workspace`, `./scripts/test.sh`): integration tests of one package cannot name another
+/// package's binary through `CARGO_BIN_EXE_*`.
+fn loadgen_path() -> PathBuf {
+    let server = Path::new(env!("CARGO_BIN_EXE_sse-server"));
+    let loadgen = server.with_file_name("sse-loadgen");
+    assert!(
+        loadgen.exists(),
+        "{} is missing: build the workspace (`cargo build --workspace`) or run `./scripts/test.sh`",
+        loadgen.display()
+    );
+    loadgen
+}
+
+/// `sse-loadgen fanout` against the server, as a user would point it at a running server:
+/// `connections` subscribers opened at `connect_rate` per second (so the console shows a ramp),
+/// then events published to their topic at 20/s for a minute (so it shows deliveries). Killed
+/// with its process group when dropped.
 struct Load {
-    /// The open streams; never read (a few seconds of small events fit in the socket buffers).
-    streams: Vec<TcpStream>,
-    stop: Arc<AtomicBool>,
-    publisher: Option<thread::JoinHandle<()>>,
+    child: Child,
 }
 
 impl Load {
-    /// Opens `connections` streams of `topic`, `per_step` at a time every 200 ms, with the
-    /// publisher running from the start.
-    fn start(server: &ServerProcess, topic: &str, connections: usize, per_step: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (addr, topic_owned, stop_flag) = (server.addr, topic.to_owned(), stop.clone());
-        let publisher = thread::spawn(move || {
-            let body = format!("topic={}&data=load", form_encode(&topic_owned));
-            while !stop_flag.load(Ordering::Relaxed) {
-                let headers = [("Content-Type", "application/x-www-form-urlencoded")];
-                let response = http(addr, "POST", "/publish", &headers, body.as_bytes());
-                assert_eq!(response.status, 200, "load publish: {}", response.head);
-                thread::sleep(Duration::from_millis(50));
-            }
-        });
-        let mut load = Load {
-            streams: Vec::with_capacity(connections),
-            stop,
-            publisher: Some(publisher),
-        };
-        let request = format!(
-            "GET /events?topic={} HTTP/1.1\r\nHost: {}\r\n\r\n",
-            form_encode(topic),
-            server.addr
-        );
-        while load.streams.len() < connections {
-            for _ in 0..per_step.min(connections - load.streams.len()) {
-                let mut stream = TcpStream::connect_timeout(&server.addr, Duration::from_secs(10))
-                    .unwrap_or_else(|e| panic!("load connection {}: {e}", load.streams.len()));
-                stream.write_all(request.as_bytes()).unwrap();
-                load.streams.push(stream);
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-        load
+    fn start(server: &ServerProcess, topic: &str, connections: usize, connect_rate: usize) -> Load {
+        let base = format!("http://{}", server.addr);
+        let mut command = Command::new(loadgen_path());
+        command
+            .args(["fanout", "--url"])
+            .arg(format!("{base}/events?topic={}", form_encode(topic)))
+            .arg("--publish-url")
+            .arg(format!("{base}/publish?topic={}", form_encode(topic)))
+            .args(["--connections", &connections.to_string()])
+            .args(["--connect-rate", &connect_rate.to_string()])
+            .args(["--events", "1200", "--rate", "20"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", loadgen_path().display()));
+        Load { child }
     }
 }
 
 impl Drop for Load {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(publisher) = self.publisher.take() {
-            let _ = publisher.join();
-        }
-        self.streams.clear();
+        // The load generator may run worker processes: end the whole group.
+        signal(format!("-{}", self.child.id()), "KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// The console at `/` in Chromium: its live figures (topic `$stats`) arrive and follow the
-/// server. 500 connections opened by the test make the open-connections figure reach 500 and
-/// deliveries per second rise above 0. An event published through the page's form (with an event
+/// server. 500 subscribers opened by `sse-loadgen fanout` make the open-connections figure reach
+/// 500, and its publishes make deliveries per second rise above 0. An event published through the page's form (with an event
 /// type) arrives in the page's own subscription with the id the server answered. The page loads
 /// nothing from elsewhere, the figures are produced only while the page watches them (the
 /// `sse_stats_watchers` gauge is 1 while it is open, 0 once it is gone), and a screenshot is kept
@@ -1095,7 +1092,7 @@ fn browser_console_shows_live_figures_and_publishes_from_its_form() {
         1.0,
         "the page's figures stream"
     );
-    let load = Load::start(&server, "load", 500, 25);
+    let load = Load::start(&server, "load", 500, 125);
     browser.send("CONNECTIONS 500");
     let shown: u64 = browser.expect("CONNECTIONS").parse().unwrap();
     assert!(shown >= 500, "open connections shown: {shown}");

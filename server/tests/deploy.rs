@@ -156,29 +156,68 @@ fn numbers(value: &str) -> Vec<u64> {
         .collect()
 }
 
-/// `server/deploy/systemd/sse-server.service` passes `systemd-analyze verify` (no warning about
-/// it either: a misspelled option is only a warning) and `systemd-analyze security` rates its
-/// exposure 2.0 or lower; its fd limit fits under the sysctl file's `fs.nr_open`, and systemd
-/// waits longer than the drain before it kills. `ExecStart` is pointed at the binary under test,
-/// since `verify` checks that it exists.
+/// `server/deploy/systemd/sse-server.service` and the template `sse-server@.service` (several
+/// processes on one address) pass `systemd-analyze verify` (no warning about them either: a
+/// misspelled option is only a warning) and `systemd-analyze security` rates their exposure 2.0
+/// or lower; the fd limit fits under the sysctl file's `fs.nr_open`, and systemd waits longer
+/// than the drain before it kills. `ExecStart` is pointed at the binary under test, since
+/// `verify` checks that it exists. The template is the single unit line for line but for what
+/// makes it a template (instances share one address, one user, one env file each), so the two
+/// cannot drift apart.
 #[test]
-fn systemd_unit_verifies() {
-    let unit = std::fs::read_to_string(deploy_file("systemd/sse-server.service")).unwrap();
+fn systemd_units_verify() {
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     assert!(
         analyze.is_ok_and(|output| output.status.success()),
         "systemd-analyze not found; run ./scripts/setup-test-deps.sh (Debian package systemd)"
     );
+    let single = std::fs::read_to_string(deploy_file("systemd/sse-server.service")).unwrap();
+    let template = std::fs::read_to_string(deploy_file("systemd/sse-server@.service")).unwrap();
+    for (name, unit) in [
+        ("sse-server.service", &single),
+        ("sse-server@.service", &template),
+    ] {
+        verify_unit(name, unit);
+    }
+
+    let settings = |unit: &str| -> Vec<String> {
+        unit.lines()
+            .skip_while(|line| !line.starts_with('['))
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let template_only = [
+        "Description=sse-server: Server-Sent Events fan-out, process %i of several on one address",
+        "Environment=SSE_REUSE_PORT=1",
+        "EnvironmentFile=-/etc/sse-server/%i.env",
+        "User=sse-server",
+    ];
+    let mut expected = settings(&single);
+    expected.retain(|line| !line.starts_with("Description="));
+    let mut found = settings(&template);
+    found.retain(|line| !template_only.contains(&line.as_str()));
+    assert_eq!(
+        found, expected,
+        "the template drifted from sse-server.service"
+    );
+    for line in template_only {
+        assert!(template.contains(line), "the template lacks {line:?}");
+    }
+}
+
+/// `systemd-analyze verify` and `security --offline` on one unit file, and its limits.
+fn verify_unit(name: &str, unit: &str) {
     let dir = std::env::temp_dir().join(format!("sse-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("sse-server.service");
+    let path = dir.join(name);
     let under_test = unit.replace(
         "ExecStart=/usr/local/bin/sse-server",
         &format!("ExecStart={}", env!("CARGO_BIN_EXE_sse-server")),
     );
     assert_ne!(
         under_test, unit,
-        "the unit's ExecStart changed; update this test"
+        "{name}: the unit's ExecStart changed; update this test"
     );
     std::fs::write(&path, under_test).unwrap();
     let verify = Command::new("systemd-analyze")
@@ -193,19 +232,19 @@ fn systemd_unit_verifies() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let stderr = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "systemd-analyze verify: {stderr}");
-    let about_ours: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("sse-server.service"))
-        .collect();
+    assert!(
+        verify.status.success(),
+        "{name}: systemd-analyze verify: {stderr}"
+    );
+    let about_ours: Vec<&str> = stderr.lines().filter(|line| line.contains(name)).collect();
     assert!(
         about_ours.is_empty(),
-        "systemd-analyze verify: {about_ours:?}"
+        "{name}: systemd-analyze verify: {about_ours:?}"
     );
     let report = String::from_utf8_lossy(&security.stdout);
     assert!(
         security.status.success(),
-        "exposure above 2.0:\n{}",
+        "{name}: exposure above 2.0:\n{}",
         report
             .lines()
             .filter(|l| l.contains('✗'))
@@ -213,14 +252,14 @@ fn systemd_unit_verifies() {
             .join("\n")
     );
 
-    let limit: u64 = unit_value(&unit, "LimitNOFILE").unwrap().parse().unwrap();
+    let limit: u64 = unit_value(unit, "LimitNOFILE").unwrap().parse().unwrap();
     assert_eq!(limit, 1 << 20);
     let nr_open = numbers(&sysctl_settings()["fs.nr_open"])[0];
     assert!(
         limit <= nr_open,
-        "LimitNOFILE {limit} over fs.nr_open {nr_open}"
+        "{name}: LimitNOFILE {limit} over fs.nr_open {nr_open}"
     );
-    let stop: u64 = unit_value(&unit, "TimeoutStopSec")
+    let stop: u64 = unit_value(unit, "TimeoutStopSec")
         .unwrap()
         .trim_end_matches('s')
         .parse()
@@ -233,9 +272,9 @@ fn systemd_unit_verifies() {
     let drain: u64 = drain.trim_end_matches('s').parse().unwrap();
     assert!(
         stop > drain,
-        "TimeoutStopSec {stop}s not above the drain {drain}s"
+        "{name}: TimeoutStopSec {stop}s not above the drain {drain}s"
     );
-    assert_eq!(unit_value(&unit, "KillSignal"), Some("SIGTERM"));
+    assert_eq!(unit_value(unit, "KillSignal"), Some("SIGTERM"));
 }
 
 /// Every key of `server/deploy/sysctl/sse-server.conf` is a setting this kernel has (under

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::util::{
-    self, SseStream, TestServer, deadline, get, metric, metrics, post_form, publish, wait_until,
+    self, ServerProcess, SseStream, TestServer, deadline, get, metric, metrics, post_form, publish,
+    wait_until,
 };
 
 /// Long enough for the stats source to have published twice had it been running.
@@ -36,6 +37,22 @@ fn console_page_and_no_console() {
     let mut stream = SseStream::subscribe(off.addr, &["$stats"]);
     stream.read_preamble(deadline());
     assert!(stream.stays_silent(QUIET), "no figures without the console");
+}
+
+/// The binary takes the console switch from the flag and from its environment twin: with
+/// `--no-console` or `SSE_NO_CONSOLE=1`, `/` answers 404 while the rest of the API serves; with
+/// neither, `/` is the console.
+#[test]
+fn no_console_by_flag_or_environment() {
+    let on = ServerProcess::spawn(&[]);
+    assert_eq!(get(on.addr, "/").status, 200);
+    let by_flag = ServerProcess::spawn(&["--no-console"]);
+    let by_env = ServerProcess::spawn_with_env(&[], &[("SSE_NO_CONSOLE", "1")]);
+    for (how, server) in [("--no-console", &by_flag), ("SSE_NO_CONSOLE=1", &by_env)] {
+        let page = get(server.addr, "/");
+        assert_eq!(page.status, 404, "{how}: {:?}", page.text());
+        assert_eq!(get(server.addr, "/healthz").status, 200, "{how}");
+    }
 }
 
 /// Topics starting with `$` are the server's: a publish naming one (alone, among others, in a
