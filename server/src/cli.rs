@@ -25,8 +25,9 @@ pub struct Cli {
     /// Event loops (threads); 0: one per core.
     #[arg(long, env = "SSE_THREADS", default_value_t = 0)]
     pub threads: usize,
-    /// Most open connections; past it, new ones get 503 with Retry-After. Default: what the
-    /// open-file limit allows.
+    /// Most event streams; past it, a new stream gets 503 with Retry-After. 64 connections more
+    /// are kept for short requests (publish, health, metrics, the console page). Default: what
+    /// the open-file limit allows.
     #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_max_connections)]
     pub max_connections: Option<usize>,
     /// Events kept per topic for Last-Event-ID replay.

@@ -13,6 +13,8 @@
 //! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
 //!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `limits`: `--max-connections` bounds streams; the bounded headroom that keeps publishes,
+//!   health and metrics served at the cap.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
@@ -39,6 +41,8 @@ mod console;
 mod framing;
 #[path = "server/jwt.rs"]
 mod jwt;
+#[path = "server/limits.rs"]
+mod limits;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

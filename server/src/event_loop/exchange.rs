@@ -361,13 +361,23 @@ impl Exchange {
 
     /// Queues an error response and closes the connection after it.
     fn respond_error(&mut self, error: HttpError, minor_version: u8, router: &Router) {
-        router.metrics.count_rejected(error.status);
-        Response::text(error.status, error.reason).write_to(
-            &mut self.output,
+        self.refuse_with(
+            Response::text(error.status, error.reason),
             minor_version,
-            false,
-            false,
+            router,
         );
+    }
+
+    /// Queues a refusal (a `4xx`/`5xx` response built by the loop, such as a stream over the
+    /// limit) and closes the connection after it.
+    pub fn refuse(&mut self, response: Response, router: &Router) {
+        self.refuse_with(response, 1, router);
+    }
+
+    /// Queues `response`, counted as a refusal, and closes the connection after it.
+    fn refuse_with(&mut self, response: Response, minor_version: u8, router: &Router) {
+        router.metrics.count_rejected(response.status);
+        response.write_to(&mut self.output, minor_version, false, false);
         self.phase = Phase::Head;
         self.close_after_output = true;
     }
