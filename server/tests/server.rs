@@ -25,6 +25,7 @@
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
 //!   passes, publish backpressure, body and descriptor limits.
+//! - `startup`: `--listen` with host names, and the addresses it refuses.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -51,5 +52,7 @@ mod protocol;
 mod replay;
 #[path = "server/soundness.rs"]
 mod soundness;
+#[path = "server/startup.rs"]
+mod startup;
 #[path = "server/streams.rs"]
 mod streams;

@@ -165,6 +165,12 @@ impl ServerProcess {
         ServerProcess::start(Command::new(env!("CARGO_BIN_EXE_sse-server")), args)
     }
 
+    /// Like [`ServerProcess::spawn`], listening on `listen` (an address or `HOST:PORT`).
+    pub fn spawn_listening_on(listen: &str, args: &[&str]) -> ServerProcess {
+        let command = Command::new(env!("CARGO_BIN_EXE_sse-server"));
+        ServerProcess::start_on(command, listen, args)
+    }
+
     /// Like [`ServerProcess::spawn`], with these environment variables set (after the caller's
     /// `SSE_*` variables are removed).
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
@@ -184,9 +190,13 @@ impl ServerProcess {
         ServerProcess::start(command, args)
     }
 
-    fn start(mut command: Command, args: &[&str]) -> ServerProcess {
+    fn start(command: Command, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_on(command, "127.0.0.1:0", args)
+    }
+
+    fn start_on(mut command: Command, listen: &str, args: &[&str]) -> ServerProcess {
         command
-            .args(["--listen", "127.0.0.1:0", "--demo-interval", "0"])
+            .args(["--listen", listen, "--demo-interval", "0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
