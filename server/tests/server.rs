@@ -14,7 +14,7 @@
 //!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `limits`: `--max-connections` bounds streams; the bounded headroom that keeps publishes,
-//!   health and metrics served at the cap.
+//!   health and metrics served at the cap; `413` naming its limit and flag.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced

@@ -1,5 +1,6 @@
-//! The connection cap: `--max-connections` bounds event streams, and a bounded headroom of
-//! sockets beyond it keeps short requests (publish, health, metrics) served at the cap.
+//! Limits as a client meets them: `--max-connections` bounds event streams, and a bounded
+//! headroom of sockets beyond it keeps short requests (publish, health, metrics) served at the
+//! cap; a body over its limit is refused naming the limit and the flag.
 
 use std::time::Duration;
 
@@ -119,4 +120,57 @@ fn the_headroom_for_short_requests_is_bounded() {
         wait_until(TIMEOUT, || get(addr, "/healthz").status == 200),
         "no room after a kept connection closed"
     );
+}
+
+/// A `413` names the limit the body passed, its size and the flag that sets it: a publish over
+/// `--max-body` (announced, or found while reading a chunked body), and a subscribe body over
+/// its own 8 KiB cap, which `--max-body` does not raise; a `--max-body` below that cap is the
+/// subscribe body's limit too. (Guards against issue 15, defect 10: the reply said only
+/// "request body too large".)
+#[test]
+fn a_body_over_its_limit_is_refused_naming_the_limit_and_the_flag() {
+    let roomy = TestServer::with_defaults();
+    let tight = TestServer::start(sse_server::Config {
+        max_body: 4000,
+        ..util::config()
+    });
+    let announced = |length: usize, path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    let chunked = format!(
+        "POST /publish?topic=t HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+         Transfer-Encoding: chunked\r\n\r\n1000\r\n{}\r\n",
+        "x".repeat(4096)
+    );
+    for (server, request, reason) in [
+        (
+            &tight,
+            announced(4001, "/publish"),
+            "request body over --max-body (4 KB)\n",
+        ),
+        (&tight, chunked, "request body over --max-body (4 KB)\n"),
+        (
+            &roomy,
+            announced(2 << 20, "/publish"),
+            "request body over --max-body (1 MiB)\n",
+        ),
+        (
+            &roomy,
+            announced(8193, "/events"),
+            "subscribe body over 8 KiB (the most a subscription of 16 topics needs; \
+             --max-body does not raise it)\n",
+        ),
+        (
+            &tight,
+            announced(4001, "/events"),
+            "request body over --max-body (4 KB)\n",
+        ),
+    ] {
+        let response = util::request(server.addr, request.as_bytes());
+        assert_eq!(response.status, 413, "{request:.60}: {:?}", response.text());
+        assert_eq!(response.text(), reason, "{request:.60}");
+    }
 }
