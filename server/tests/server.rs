@@ -26,6 +26,7 @@
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
 //!   passes, publish backpressure, body and descriptor limits.
 //! - `startup`: `--listen` with host names, and the addresses it refuses.
+//! - `readme`: the README's flags table against `sse-server --help` (variables, defaults).
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -48,6 +49,8 @@ mod limits;
 mod load;
 #[path = "server/protocol.rs"]
 mod protocol;
+#[path = "server/readme.rs"]
+mod readme;
 #[path = "server/replay.rs"]
 mod replay;
 #[path = "server/soundness.rs"]

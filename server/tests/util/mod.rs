@@ -9,12 +9,15 @@
 //! - [`wait_until`], [`deadline`]: every wait has a deadline; no test sleeps for a result.
 //! - [`metrics`], [`publish`], [`form`]: small conveniences over the HTTP API.
 //! - [`redis::RedisServer`]: a real `redis-server` on a free loopback port, for the backplane.
+//! - [`readme_flags`]: the README's flag tables against a binary's `--help` (shared with the
+//!   load generator's tests).
 //!
 //! Every read has a deadline ([`TIMEOUT`] unless a test says otherwise), so a broken server
 //! makes a test fail, never hang.
 
 #![allow(dead_code)]
 
+pub mod readme_flags;
 pub mod redis;
 
 use std::collections::BTreeMap;
