@@ -2,14 +2,16 @@
 //! servers, across worker processes, and of the command line. By concern, in modules: `cli`
 //! (options and their `SSE_LOADGEN_*` twins reach the settings), `cluster` (several nodes,
 //! `--reconnect`, several server pids), `nothing` (runs that measured nothing), `rate_search`
-//! (its figures), `readme` (the README's flag tables against every subcommand's `--help`);
-//! `util` holds the servers.
+//! (its figures), `readme` (the README's flag tables against every subcommand's `--help`),
+//! `server_metrics` (`--metrics-url` against `sse-server`'s own `/metrics`); `util` holds the
+//! servers.
 
 mod cli;
 mod cluster;
 mod nothing;
 mod rate_search;
 mod readme;
+mod server_metrics;
 mod util;
 
 use std::io::Write;
