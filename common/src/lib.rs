@@ -2,12 +2,13 @@
 //! of code, so `1MiB`, `500ms` and `10k` mean the same to `sse-server` and `sse-loadgen`.
 //!
 //! # Layout
-//! - [`units`]: sizes (`1KiB`, `4MiB`), durations (`500ms`, `10s`, `2m`) and counts (`10k`,
+//! - [`units`]: sizes (`1KiB`, `4MiB`, `4MB`; and written back, `1 MiB`), durations (`500ms`, `10s`, `2m`) and counts (`10k`,
 //!   `1M`), their shared number-and-suffix reader, and [`UnitError`].
 #![deny(missing_docs)]
 
 pub mod units;
 
 pub use units::{
-    Quantity, UnitError, parse_count, parse_count_usize, parse_duration, parse_scaled, parse_size,
+    Quantity, UnitError, format_size, parse_count, parse_count_usize, parse_duration, parse_scaled,
+    parse_size,
 };

@@ -8,16 +8,19 @@
 //!
 //! | quantity | suffixes | case |
 //! | --- | --- | --- |
-//! | size (bytes) | none or `b`; `k`/`kb`/`kib` = 1024; `m`/`mb`/`mib` = 1024²; `g`/`gb`/`gib` = 1024³ | any |
+//! | size (bytes) | none or `b`; binary `k`/`kib` = 1024, `m`/`mib` = 1024², `g`/`gib` = 1024³; decimal (SI) `kb` = 1000, `mb` = 1000², `gb` = 1000³ | any |
 //! | duration | none or `s`; `ms`; `us` or `µs`; `m` or `min` (minutes) | exact |
 //! | count | none; `k` = 10³; `m` = 10⁶; `g` = 10⁹ | any |
 //!
 //! These rules are the union of what `sse-server` and `sse-loadgen` each accepted before they
 //! shared this code: the server now also takes `us`/`µs`/`min` and `g` counts (as the load
 //! generator did), and the load generator now also takes sizes with a fraction of a byte
-//! (`1.5` is 1 byte, rounded down, as the server did). Sizes are binary (`1k` is 1024), counts
-//! decimal (`1k` is 1000). Durations are bounded to 10⁹ s (about 31 years), sizes and counts to
-//! what a `u64` holds.
+//! (`1.5` is 1 byte, rounded down, as the server did). Size units mean what they say: `KiB`,
+//! `MiB`, `GiB` are binary and `KB`, `MB`, `GB` decimal (`4MB` is 4,000,000 bytes, `4MiB`
+//! 4,194,304); a bare `k`, `m`, `g` is binary, as in GNU `dd`, `sort -S`, nginx and the JVM
+//! (`64k` is 65,536). Counts are decimal (`1k` is 1000). Durations are bounded to 10⁹ s (about
+//! 31 years), sizes and counts to what a `u64` holds. [`format_size`] writes a size back in the
+//! largest unit that divides it exactly (`1 MiB`, `4 MB`).
 
 use std::fmt;
 use std::time::Duration;
@@ -61,7 +64,9 @@ impl Quantity {
     /// The suffixes accepted, for error messages.
     pub fn suffixes(self) -> &'static str {
         match self {
-            Quantity::Size => "k, KiB, m, MiB, g, GiB",
+            Quantity::Size => {
+                "k or KiB (1024), KB (1000), m or MiB (1024²), MB (1000²), g or GiB, GB"
+            }
             Quantity::Duration => "ms, s, m",
             Quantity::Count => "k, m or g",
         }
@@ -70,12 +75,16 @@ impl Quantity {
     /// The multiplier of `suffix` (already trimmed), or `None` when it is not one of ours.
     fn multiplier(self, suffix: &str) -> Option<f64> {
         const KIB: f64 = 1024.0;
+        const KB: f64 = 1000.0;
         match self {
             Quantity::Size => match suffix.to_ascii_lowercase().as_str() {
                 "" | "b" => Some(1.0),
-                "k" | "kb" | "kib" => Some(KIB),
-                "m" | "mb" | "mib" => Some(KIB * KIB),
-                "g" | "gb" | "gib" => Some(KIB * KIB * KIB),
+                "k" | "kib" => Some(KIB),
+                "m" | "mib" => Some(KIB * KIB),
+                "g" | "gib" => Some(KIB * KIB * KIB),
+                "kb" => Some(KB),
+                "mb" => Some(KB * KB),
+                "gb" => Some(KB * KB * KB),
                 _ => None,
             },
             Quantity::Duration => match suffix {
@@ -164,8 +173,8 @@ pub fn parse_scaled(text: &str, quantity: Quantity) -> Result<f64, UnitError> {
     Ok(value * multiplier)
 }
 
-/// Parses a size in bytes: `512`, `64k`, `1KiB` (1024), `1m`, `4MiB`, `1g`. A fraction of a
-/// byte is rounded down.
+/// Parses a size in bytes: `512`, `64k`, `1KiB` (1024), `1KB` (1000), `1m`, `4MiB`
+/// (4,194,304), `4MB` (4,000,000), `1g`. A fraction of a byte is rounded down.
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let bytes = parse_scaled(text, Quantity::Size)?;
     if bytes >= U64_LIMIT {
@@ -175,6 +184,25 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         });
     }
     Ok(bytes as u64)
+}
+
+/// Writes a size in the largest unit that divides it exactly, binary before decimal at each
+/// step: `1 MiB`, `4 MB`, `8 KiB`, `1500 B`. For messages that name a limit.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 6] = [
+        ("GiB", 1 << 30),
+        ("GB", 1_000_000_000),
+        ("MiB", 1 << 20),
+        ("MB", 1_000_000),
+        ("KiB", 1 << 10),
+        ("KB", 1000),
+    ];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} B")
 }
 
 /// Parses a duration: `500ms`, `15s`, `2m` (minutes), `1.5s`, `100us`; a bare number is seconds.
@@ -251,7 +279,8 @@ mod tests {
         }
     }
 
-    /// Sizes: binary multipliers in any case, fractions of a byte rounded down.
+    /// Sizes: `KiB`/`MiB`/`GiB` and bare `k`/`m`/`g` binary, `KB`/`MB`/`GB` decimal, in any
+    /// case; fractions of a byte rounded down. (`4MB` was 4 MiB until issue 15, defect 10.)
     #[test]
     fn sizes() {
         check(
@@ -263,20 +292,32 @@ mod tests {
                 ("64b", Is(64)),
                 ("1k", Is(1024)),
                 ("64k", Is(65_536)),
+                ("1K", Is(1024)),
                 ("1KiB", Is(1024)),
-                ("1kb", Is(1024)),
+                ("1kib", Is(1024)),
+                ("1KB", Is(1000)),
+                ("1kb", Is(1000)),
+                ("1kB", Is(1000)),
                 ("1.5k", Is(1536)),
+                ("1.5KB", Is(1500)),
                 ("1m", Is(1 << 20)),
+                ("1M", Is(1 << 20)),
                 ("1MiB", Is(1 << 20)),
                 ("4MiB", Is(4 << 20)),
-                ("4MB", Is(4 << 20)),
+                ("4MB", Is(4_000_000)),
+                ("4mb", Is(4_000_000)),
                 ("1g", Is(1 << 30)),
                 ("2GiB", Is(2 << 30)),
+                ("2GB", Is(2_000_000_000)),
+                ("256MiB", Is(256 << 20)),
+                ("64KiB", Is(64 << 10)),
                 (" 512 k ", Is(512 << 10)),
                 ("1.5", Is(1)),
                 ("1x", UnknownSuffix),
                 ("1q", UnknownSuffix),
                 ("1 TiB", UnknownSuffix),
+                ("1 TB", UnknownSuffix),
+                ("1kibi", UnknownSuffix),
                 ("", NotANumber),
                 ("k", NotANumber),
                 ("-1", NotANumber),
@@ -346,6 +387,29 @@ mod tests {
         );
     }
 
+    /// Sizes are written in the largest unit that divides them exactly, binary first, and
+    /// read back to the same number.
+    #[test]
+    fn sizes_written_back() {
+        for (bytes, text) in [
+            (0, "0 B"),
+            (1, "1 B"),
+            (1500, "1500 B"),
+            (1000, "1 KB"),
+            (1024, "1 KiB"),
+            (8 << 10, "8 KiB"),
+            (1 << 20, "1 MiB"),
+            (4_000_000, "4 MB"),
+            (1_024_000, "1000 KiB"),
+            (256 << 20, "256 MiB"),
+            (3 << 30, "3 GiB"),
+            (2_000_000_000, "2 GB"),
+        ] {
+            assert_eq!(format_size(bytes), text);
+            assert_eq!(parse_size(text), Ok(bytes), "{text} read back");
+        }
+    }
+
     /// A count for a `usize` is the same count.
     #[test]
     fn counts_as_usize() {
@@ -373,7 +437,8 @@ mod tests {
             ),
             (
                 parse_size("1x").map(drop),
-                "invalid size unit in \"1x\" (use k, KiB, m, MiB, g, GiB)",
+                "invalid size unit in \"1x\" (use k or KiB (1024), KB (1000), m or MiB (1024²), \
+                 MB (1000²), g or GiB, GB)",
             ),
             (
                 parse_count("1.5").map(drop),

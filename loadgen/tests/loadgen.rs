@@ -1,12 +1,17 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
 //! servers, across worker processes, and of the command line. By concern, in modules: `cli`
-//! (options reach the settings), `cluster` (several nodes, `--reconnect`, several server pids),
-//! `nothing` (runs that measured nothing), `rate_search` (its figures); `util` holds the servers.
+//! (options and their `SSE_LOADGEN_*` twins reach the settings), `cluster` (several nodes,
+//! `--reconnect`, several server pids), `nothing` (runs that measured nothing), `rate_search`
+//! (its figures), `readme` (the README's flag tables against every subcommand's `--help`),
+//! `server_metrics` (`--metrics-url` against `sse-server`'s own `/metrics`); `util` holds the
+//! servers.
 
 mod cli;
 mod cluster;
 mod nothing;
 mod rate_search;
+mod readme;
+mod server_metrics;
 mod util;
 
 use std::io::Write;

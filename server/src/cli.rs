@@ -1,6 +1,6 @@
 //! The command line: every flag has an environment-variable twin, and `--help` shows defaults.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +19,17 @@ use crate::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "sse-server", version)]
 pub struct Cli {
-    /// Address to listen on (port 0: the OS chooses; the start-up line says which).
-    #[arg(long, env = "SSE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address to listen on: IP:PORT, [IPv6]:PORT or HOST:PORT (a host name resolves; its first
+    /// IPv4 address is used, else its first). Port 0: the OS chooses. The start-up line says
+    /// which address.
+    #[arg(long, env = "SSE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: ListenAddr,
     /// Event loops (threads); 0: one per core.
     #[arg(long, env = "SSE_THREADS", default_value_t = 0)]
     pub threads: usize,
-    /// Most open connections; past it, new ones get 503 with Retry-After. Default: what the
-    /// open-file limit allows.
+    /// Most event streams; past it, a new stream gets 503 with Retry-After. 64 connections more
+    /// are kept for short requests (publish, health, metrics, the console page). Default: what
+    /// the open-file limit allows.
     #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = parse_max_connections)]
     pub max_connections: Option<usize>,
     /// Events kept per topic for Last-Event-ID replay.
@@ -142,7 +145,7 @@ impl Cli {
             None
         };
         Ok(Config {
-            listen: self.listen,
+            listen: self.listen.chosen,
             threads: self.threads,
             max_connections: self.max_connections,
             history: self.history,
@@ -169,6 +172,90 @@ impl Cli {
             console: !self.no_console,
         })
     }
+}
+
+/// `--listen` as given, and what it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The text given (`localhost:8081`).
+    pub given: String,
+    /// Every address it resolved to, in the resolver's order.
+    pub resolved: Vec<SocketAddr>,
+    /// The address to listen on: the first IPv4 one of `resolved`, else the first.
+    pub chosen: SocketAddr,
+}
+
+impl ListenAddr {
+    /// What the start-up line adds when `--listen` was a host name (nothing for an address):
+    /// ` listen=localhost:8081 (resolved to 127.0.0.1:8081, [::1]:8081; listening on the first
+    /// IPv4 one)`.
+    pub fn resolution_note(&self) -> String {
+        if self.given.parse::<SocketAddr>().is_ok() {
+            return String::new();
+        }
+        let resolved: Vec<String> = self.resolved.iter().map(SocketAddr::to_string).collect();
+        let rule = if self.resolved.len() == 1 {
+            ""
+        } else if self.chosen.is_ipv4() {
+            "; listening on the first IPv4 one"
+        } else {
+            "; no IPv4 address, listening on the first"
+        };
+        format!(
+            " listen={} (resolved to {}{rule})",
+            self.given,
+            resolved.join(", ")
+        )
+    }
+}
+
+/// Reads `--listen`: an address (`127.0.0.1:8080`, `[::1]:0`), or `HOST:PORT` with a host name
+/// resolved now. `:PORT` is refused: Go-style it would mean every interface, which would expose
+/// the server (and, with no `--publish-token`, trip the publish policy's warning); a silent
+/// loopback would surprise those who expect that. The message names both spellings.
+fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    let given = text.trim();
+    if let Ok(addr) = given.parse::<SocketAddr>() {
+        return Ok(ListenAddr {
+            given: given.to_owned(),
+            resolved: vec![addr],
+            chosen: addr,
+        });
+    }
+    if given.starts_with('[') || given.matches(':').count() > 1 {
+        return Err(format!(
+            "{given:?}: an IPv6 address is written [ADDRESS]:PORT, e.g. [::1]:8080"
+        ));
+    }
+    if given.starts_with(':') {
+        return Err(format!(
+            "{given:?} names no host: give 127.0.0.1{given} to listen on this host only, or \
+             0.0.0.0{given} for every interface (then set --publish-token too)"
+        ));
+    }
+    let Some((host, port)) = given.rsplit_once(':') else {
+        return Err(format!(
+            "{given:?} has no port: give HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080"
+        ));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{given:?}: port {port:?} is not a number from 0 to 65535"))?;
+    let resolved: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .collect();
+    let chosen = resolved
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))?;
+    Ok(ListenAddr {
+        given: given.to_owned(),
+        resolved,
+        chosen,
+    })
 }
 
 /// A connection cap: a count of at least 1 (0 would refuse every client).
@@ -206,6 +293,49 @@ mod tests {
         assert_eq!(parse_count("1.5k"), Ok(1500));
         assert!(parse_count("1.5").is_err());
         assert!(parse_count("-1").is_err());
+    }
+
+    /// `--listen` takes addresses as they are and host names resolved (IPv4 first), and refuses
+    /// each mistake saying what to write instead; `:PORT` is refused rather than guessed.
+    /// (Guards against issue 15, defect 9: `localhost:8081` was refused.)
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        for (text, chosen, note) in [
+            ("127.0.0.1:0", "127.0.0.1:0", ""),
+            ("[::1]:8080", "[::1]:8080", ""),
+            ("0.0.0.0:8080", "0.0.0.0:8080", ""),
+            (
+                "localhost:8081",
+                "127.0.0.1:8081",
+                " listen=localhost:8081 (resolved to 127.0.0.1:8081",
+            ),
+        ] {
+            let listen = parse_listen(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(listen.chosen.to_string(), chosen, "{text}");
+            assert!(listen.resolved.contains(&listen.chosen), "{text}");
+            let got = listen.resolution_note();
+            assert!(
+                got.starts_with(note) && got.is_empty() == note.is_empty(),
+                "{text}: {got:?}"
+            );
+        }
+        for (text, reason) in [
+            (
+                ":0",
+                "give 127.0.0.1:0 to listen on this host only, or 0.0.0.0:0 for every",
+            ),
+            (":8080", "names no host"),
+            ("localhost", "has no port: give HOST:PORT"),
+            ("::1:8080", "[ADDRESS]:PORT"),
+            ("[::1]", "[ADDRESS]:PORT"),
+            ("localhost:99999", "is not a number from 0 to 65535"),
+            ("nosuch.invalid:8080", "cannot resolve \"nosuch.invalid\""),
+        ] {
+            let error = parse_listen(text).unwrap_err();
+            assert!(error.contains(reason), "{text}: {error}");
+        }
+        let cli = Cli::try_parse_from(["sse-server", "--listen", "localhost:0"]).unwrap();
+        assert!(cli.into_config().unwrap().listen.ip().is_loopback());
     }
 
     /// `--max-connections 0` is refused with a reason.

@@ -13,7 +13,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Event loops (threads); 0 means one per core.
     pub threads: usize,
-    /// Most open connections; `None`: what the open-file limit allows.
+    /// Most event streams (64 sockets more are kept for short requests); `None`: what the
+    /// open-file limit allows.
     pub max_connections: Option<usize>,
     /// Events kept per topic for replay.
     pub history: usize,

@@ -7,7 +7,10 @@ use sse_server::cli::Cli;
 use sse_server::{Server, sys};
 
 fn main() -> ExitCode {
-    let config = match Cli::parse().into_config() {
+    let cli = Cli::parse();
+    // A host name given to --listen: the start-up line says what it resolved to.
+    let resolution = cli.listen.resolution_note();
+    let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("sse-server: error: {e}");
@@ -25,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("{}", server.startup_line());
+    eprintln!("{}{resolution}", server.startup_line());
     for warning in server.warnings() {
         eprintln!("{warning}");
     }

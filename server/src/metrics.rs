@@ -20,11 +20,12 @@ const REJECTED_STATUSES: [u16; 14] = [
 pub struct Metrics {
     /// Connections open now (exchanging or streaming).
     pub connections_open: AtomicU64,
-    /// Client sockets held now, lingering ones included: what `--max-connections` bounds.
+    /// Client sockets held now, lingering ones included: at most `--max-connections` plus the
+    /// headroom for short requests (plus lingering refusals).
     pub sockets_open: AtomicU64,
     /// Connections accepted since start.
     pub connections_accepted: AtomicU64,
-    /// Streaming subscribers now.
+    /// Streaming subscribers now: what `--max-connections` bounds.
     pub subscribers: AtomicU64,
     /// Streams subscribed to the console's `$stats` topic now: the figures are produced only
     /// while this is above zero (`console::StatsSource`).
@@ -130,7 +131,7 @@ impl Metrics {
         metric(
             "sse_sockets_open",
             "gauge",
-            "Client sockets held (lingering ones included); bounded by --max-connections.",
+            "Client sockets held (lingering ones included); at most --max-connections + 64 for short requests (+ 64 refusals).",
             self.sockets_open.load(Relaxed),
         );
         metric(
@@ -142,7 +143,7 @@ impl Metrics {
         metric(
             "sse_subscribers",
             "gauge",
-            "Open event streams.",
+            "Open event streams; bounded by --max-connections.",
             self.subscribers.load(Relaxed),
         );
         metric(

@@ -34,7 +34,11 @@ pub struct Subscription {
 /// The `400`/`503` a refused publish is answered with.
 pub fn publish_error(error: PublishError) -> HttpError {
     match error {
-        PublishError::NoTopic => HttpError::bad_request("missing topic"),
+        // Not `default`, as a subscription without a topic is: a publish whose topic field was
+        // lost or misspelt would reach every subscriber of `default` without a word.
+        PublishError::NoTopic => HttpError::bad_request(
+            "missing topic: name one (topic=NAME; topic=default reaches subscribers that named none)",
+        ),
         PublishError::Invalid(e) => HttpError::bad_request(e.reason()),
         PublishError::TooManyTopics => HttpError::new(503, "too many topics"),
         PublishError::Unavailable => HttpError::new(503, "publishing is unavailable"),

@@ -13,7 +13,7 @@ use mio::{Poll, Waker};
 use crate::access::Access;
 use crate::broker::{Broker, LocalBroker, RedisBroker, RedisSetupError};
 use crate::config::Config;
-use crate::event_loop::{EventLoop, FEED};
+use crate::event_loop::{EventLoop, FEED, LINGERING_REFUSALS, SHORT_REQUEST_HEADROOM};
 use crate::feed::{Feeds, LoopFeed};
 use crate::metrics::Metrics;
 use crate::routes::Router;
@@ -21,6 +21,11 @@ use crate::{console, demo, sys};
 
 /// File descriptors kept back from `--max-connections` for listeners, epoll, wakers and files.
 const RESERVED_FDS: u64 = 64;
+
+/// Descriptors the process may hold beyond its `--max-connections` streams: its own
+/// ([`RESERVED_FDS`]), the sockets of short requests ([`SHORT_REQUEST_HEADROOM`]) and refusals
+/// left to linger ([`LINGERING_REFUSALS`]). The default cap is the fd limit minus these.
+const DESCRIPTORS_BEYOND_STREAMS: u64 = RESERVED_FDS + SHORT_REQUEST_HEADROOM + LINGERING_REFUSALS;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +102,10 @@ impl Server {
         } else {
             config.threads
         };
-        let max_connections = config
-            .max_connections
-            .map_or(fd_limit.saturating_sub(RESERVED_FDS).max(1), |n| n as u64);
+        let max_connections = config.max_connections.map_or(
+            fd_limit.saturating_sub(DESCRIPTORS_BEYOND_STREAMS).max(1),
+            |n| n as u64,
+        );
         let listener =
             sys::listen(config.listen, config.reuse_port).map_err(|source| ServerError::Bind {
                 addr: config.listen,
@@ -184,11 +190,12 @@ impl Server {
     /// The one-line start-up summary: address, threads, fd limit, max connections, publishing.
     pub fn startup_line(&self) -> String {
         format!(
-            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} {} history_memory={}{}{}",
+            "sse-server: listening on http://{} threads={} fd_limit={} max_connections={} short_request_headroom={} {} history_memory={}{}{}",
             self.local_addr,
             self.threads,
             self.fd_limit,
             self.max_connections,
+            SHORT_REQUEST_HEADROOM,
             Access::new(&self.config).publish_policy(),
             format_size(self.config.history_memory),
             if self.config.reuse_port {
@@ -281,16 +288,19 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// A warning when `--max-connections` asks for more connections than the open-file limit holds
-/// (beyond connections, the process keeps [`RESERVED_FDS`] descriptors for itself).
+/// A warning when `--max-connections` asks for more streams than the open-file limit holds
+/// (beyond streams, the process keeps [`DESCRIPTORS_BEYOND_STREAMS`] descriptors: its own, the
+/// headroom for short requests, lingering refusals).
 fn fd_limit_warning(asked: Option<usize>, fd_limit: u64) -> Option<String> {
     let asked = asked? as u64;
-    let fits = fd_limit.saturating_sub(RESERVED_FDS);
+    let fits = fd_limit.saturating_sub(DESCRIPTORS_BEYOND_STREAMS);
     (asked > fits).then(|| {
         format!(
             "sse-server: warning: --max-connections {asked} is more than the open-file limit \
-             allows (fd_limit={fd_limit}: about {fits} connections); past that, new connections \
-             get 503. Raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit)"
+             allows (fd_limit={fd_limit}: about {fits} streams, keeping \
+             {DESCRIPTORS_BEYOND_STREAMS} descriptors for short requests, refusals and the \
+             server's own files); past that, new connections get 503. Raise the limit \
+             (ulimit -n, or LimitNOFILE= in the systemd unit)"
         )
     })
 }
@@ -321,16 +331,19 @@ mod tests {
         }
     }
 
-    /// A cap the fd limit cannot hold is warned about at start; one it can hold is not.
+    /// A cap the fd limit cannot hold is warned about at start; one it can hold is not. The
+    /// headroom for short requests and lingering refusals counts: 300 descriptors hold 108
+    /// streams, not 236.
     #[test]
     fn warns_when_max_connections_exceeds_the_fd_limit() {
         let warning = fd_limit_warning(Some(1000), 300).expect("a warning");
         assert!(warning.contains("--max-connections 1000"), "{warning}");
         assert!(
-            warning.contains("fd_limit=300: about 236 connections"),
+            warning.contains("fd_limit=300: about 108 streams, keeping 192 descriptors"),
             "{warning}"
         );
-        assert_eq!(fd_limit_warning(Some(200), 300), None);
+        assert!(fd_limit_warning(Some(200), 300).is_some());
+        assert_eq!(fd_limit_warning(Some(108), 300), None);
         assert_eq!(fd_limit_warning(None, 300), None);
     }
 

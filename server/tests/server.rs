@@ -13,6 +13,8 @@
 //! - `framing`: request smuggling shapes (CL+TE, duplicate CL, TE not chunked, bare LF,
 //!   obs-fold), each with its status, and bodies refused from their announced size.
 //! - `access`: publish and subscribe tokens, CORS.
+//! - `limits`: `--max-connections` bounds streams; the bounded headroom that keeps publishes,
+//!   health and metrics served at the cap; `413` naming its limit and flag.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
@@ -23,6 +25,8 @@
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
 //!   passes, publish backpressure, body and descriptor limits.
+//! - `startup`: `--listen` with host names, and the addresses it refuses.
+//! - `readme`: the README's flags table against `sse-server --help` (variables, defaults).
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -39,13 +43,19 @@ mod console;
 mod framing;
 #[path = "server/jwt.rs"]
 mod jwt;
+#[path = "server/limits.rs"]
+mod limits;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]
 mod protocol;
+#[path = "server/readme.rs"]
+mod readme;
 #[path = "server/replay.rs"]
 mod replay;
 #[path = "server/soundness.rs"]
 mod soundness;
+#[path = "server/startup.rs"]
+mod startup;
 #[path = "server/streams.rs"]
 mod streams;

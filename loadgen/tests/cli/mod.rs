@@ -1,7 +1,11 @@
-//! The command line as clap parses it: options reach the settings they configure.
+//! The command line as clap parses it: options, and their `SSE_LOADGEN_*` twins, reach the
+//! settings they configure.
 
 use clap::Parser;
 use sse_loadgen::cli::{Cli, Command};
+use sse_loadgen::fanout::FanoutReport;
+
+use crate::util::{RealServer, loadgen_with_env};
 
 /// `-H` adds a subscribe header for `fanout` and `scale`, as it does for `watch`.
 /// Regression test for issue 15, defect 6 (`-H` worked for `watch` only).
@@ -78,4 +82,63 @@ fn server_pid_repeats() {
         panic!("{args:?}");
     };
     assert_eq!(a.run.settings(1).server_pids, [7, 9]);
+}
+
+/// The JSON lines a run appended to `path`.
+fn reports_in(path: &std::path::Path) -> Vec<FanoutReport> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The `SSE_LOADGEN_*` twins configure a run as their flags do: a fanout set up by variables
+/// alone runs against the real server with their values; the command line wins over a
+/// variable; a variable's value passes its flag's own check (a payload under the minimum is a
+/// usage error). (Issue 15, defect 11: the README claimed twins the load generator lacked.)
+#[test]
+fn environment_twins_configure_a_run() {
+    let server = RealServer::start();
+    let dir = std::env::temp_dir().join(format!("sse-loadgen-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("env.jsonl");
+    let _ = std::fs::remove_file(&json);
+    let url = server.url();
+    let env = [
+        ("SSE_LOADGEN_URL", url.as_str()),
+        ("SSE_LOADGEN_CONNECTIONS", "3"),
+        ("SSE_LOADGEN_EVENTS", "2"),
+        ("SSE_LOADGEN_SETTLE", "0s"),
+        ("SSE_LOADGEN_DRAIN_TIMEOUT", "2s"),
+        ("SSE_LOADGEN_QUIET", "1"),
+        ("SSE_LOADGEN_LABEL", "from-env"),
+        ("SSE_LOADGEN_JSON", json.to_str().unwrap()),
+    ];
+    for (args, label, connections) in [
+        (&["fanout"][..], "from-env", 3),
+        (
+            &["fanout", "-c", "4", "--label", "from-cli"][..],
+            "from-cli",
+            4,
+        ),
+    ] {
+        let out = loadgen_with_env(args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        let reports = reports_in(&json);
+        let report = reports.last().expect("a JSON line");
+        assert_eq!(report.label, label, "{args:?}");
+        assert_eq!(report.connections, connections, "{args:?}");
+        assert_eq!(report.events, 2, "{args:?}");
+        assert_eq!(report.deliveries, 2 * connections, "{args:?}");
+    }
+    let out = loadgen_with_env(&["fanout"], &[env[0], ("SSE_LOADGEN_PAYLOAD", "10")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--payload") && stderr.contains("63"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

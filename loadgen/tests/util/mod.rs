@@ -395,10 +395,23 @@ pub fn get_text(addr: SocketAddr, path: &str) -> String {
     }
 }
 
-/// Runs the `sse-loadgen` binary with `args`.
+/// Runs the `sse-loadgen` binary with `args`, none of the caller's `SSE_LOADGEN_*` variables
+/// inherited (each is a flag's twin).
 pub fn loadgen(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sse-loadgen"))
+    loadgen_with_env(args, &[])
+}
+
+/// Like [`loadgen`], with these environment variables set.
+pub fn loadgen_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sse-loadgen"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SSE_LOADGEN_") {
+            command.env_remove(name);
+        }
+    }
+    command
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("runs sse-loadgen")
 }

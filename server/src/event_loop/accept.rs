@@ -1,15 +1,24 @@
-//! Accepting: new connections from the shared listening socket, the connection limit (and its
+//! Accepting: new connections from the shared listening socket, the connection limits (and their
 //! `503`), and answering even when the process is out of file descriptors.
 //!
-//! Every socket counts against `--max-connections`, lingering ones included (a socket that got
-//! its final response still holds a descriptor). Over the limit, a connection gets `503` with
-//! `Retry-After` and lingers so the client reads it; past a small allowance of such lingering
-//! refusals it is answered and closed at once. If the process still runs out of descriptors
-//! (`EMFILE`: other files, a tight `ulimit`), the loop lets go of the one descriptor the process
-//! keeps in reserve, accepts with it, answers `503`, closes, and takes the reserve back: clients
-//! never wait in the backlog with no answer. The reserve is one per process (the limit is the
-//! process's), and every accept happens under its lock, so no other loop's accept can take the
-//! descriptor the reserve just freed.
+//! `--max-connections` bounds event streams, so a server full of subscribers still serves the
+//! short requests that keep it useful: publishes, `/healthz`, `/metrics`, the console page. Two
+//! counts decide:
+//! - **Sockets**, lingering ones included (a socket that got its final response still holds a
+//!   descriptor): at most `--max-connections` + [`SHORT_REQUEST_HEADROOM`]. Over that, a
+//!   connection gets `503` with `Retry-After` and lingers so the client reads it; past
+//!   [`LINGERING_REFUSALS`] such refusals it is answered and closed at once. So the process never
+//!   holds more than `--max-connections` + 128 client sockets, and its default cap leaves those
+//!   128 (and its own files) inside the open-file limit.
+//! - **Streams** (`sse_subscribers`): a request that would open one more than
+//!   `--max-connections` gets `503` with `Retry-After` instead ([`EventLoop::take_stream_slot`]),
+//!   and its connection lingers, counted as a socket as above.
+//!
+//! If the process still runs out of descriptors (`EMFILE`: other files, a tight `ulimit`), the
+//! loop lets go of the one descriptor the process keeps in reserve, accepts with it, answers
+//! `503`, closes, and takes the reserve back: clients never wait in the backlog with no answer.
+//! The reserve is one per process (the limit is the process's), and every accept happens under
+//! its lock, so no other loop's accept can take the descriptor the reserve just freed.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -24,6 +33,8 @@ use mio::{Interest, Token};
 use super::exchange::Exchange;
 use super::{EventLoop, FIRST_CONNECTION, LINGER};
 use crate::connection::{Connection, State};
+use crate::http::HttpError;
+use crate::routes::error_response;
 use crate::sys;
 
 /// The process's reserve descriptor (`/dev/null`), and the lock every accept is made under.
@@ -37,12 +48,23 @@ pub fn keep_reserve_descriptor() {
     }
 }
 
-/// Refused connections allowed to linger (so the client surely reads the `503`) beyond the
-/// limit; past these, a refused connection is answered and closed at once.
-const LINGERING_REFUSALS: u64 = 64;
+/// Connections beyond `--max-connections` kept for short requests (publish, health, metrics,
+/// the console page): with every stream slot taken, this many more sockets may still be open.
+pub const SHORT_REQUEST_HEADROOM: u64 = 64;
 
-/// Written to connections over `--max-connections`.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver is at its connection limit\n";
+/// Refused connections allowed to linger (so the client surely reads the `503`) beyond
+/// `--max-connections` + [`SHORT_REQUEST_HEADROOM`]; past these, a refused connection is
+/// answered and closed at once.
+pub const LINGERING_REFUSALS: u64 = 64;
+
+/// Written to connections over `--max-connections` + [`SHORT_REQUEST_HEADROOM`].
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver is at its connection limit\n";
+
+/// The reason a stream over `--max-connections` is refused with.
+const OVER_STREAM_LIMIT: HttpError = HttpError::new(
+    503,
+    "server is at its limit of event streams (--max-connections); retry later",
+);
 
 impl EventLoop {
     /// Accepts until the backlog is empty (or the process is out of descriptors and its
@@ -94,14 +116,16 @@ impl EventLoop {
         }
     }
 
-    /// Counts a new connection against the limit and registers it (or refuses it with `503`).
+    /// Counts a new connection against the socket limit (`--max-connections` plus the headroom
+    /// for short requests) and registers it, or refuses it with `503`.
     fn admit(&mut self, mut socket: TcpStream, peer: IpAddr) {
         let metrics = &self.router.metrics;
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let sockets = metrics.sockets_open.fetch_add(1, Ordering::Relaxed);
-        if sockets >= self.max_connections {
+        let socket_limit = self.max_connections + SHORT_REQUEST_HEADROOM;
+        if sockets >= socket_limit {
             metrics.count_rejected(503);
-            if sockets >= self.max_connections + LINGERING_REFUSALS {
+            if sockets >= socket_limit + LINGERING_REFUSALS {
                 refuse(&mut socket, &mut self.read_buffer);
                 metrics.sockets_open.fetch_sub(1, Ordering::Relaxed);
                 return;
@@ -113,6 +137,43 @@ impl EventLoop {
         let _ = sys::tune_stream(&socket);
         let deadline = Instant::now() + self.router.config.header_timeout;
         self.insert(socket, peer, Some(deadline));
+    }
+
+    /// Takes one of the `--max-connections` stream slots for a connection about to stream
+    /// (counted in `sse_subscribers`, which [`EventLoop::close`] gives back); false when every
+    /// slot is taken. The check and the count are one atomic step, so loops racing for the last
+    /// slot never both get it.
+    pub(super) fn take_stream_slot(&self) -> bool {
+        let limit = self.max_connections;
+        self.router
+            .metrics
+            .subscribers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |streams| {
+                (streams < limit).then_some(streams + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a slot taken by [`EventLoop::take_stream_slot`] for a stream that did not
+    /// open after all.
+    pub(super) fn release_stream_slot(&self) {
+        self.router
+            .metrics
+            .subscribers
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Answers a request for a stream over `--max-connections` with `503` + `Retry-After` (and
+    /// its CORS headers, so a page can read why), then lets the connection linger. False: close
+    /// it now.
+    pub(super) fn refuse_stream(&mut self, key: usize, cors_headers: &str) -> bool {
+        let State::Exchanging(exchange) = &mut self.connections[key].state else {
+            return true;
+        };
+        let mut response = error_response(OVER_STREAM_LIMIT);
+        response.headers.push_str(cors_headers);
+        exchange.refuse(response, &self.router);
+        self.drive_exchange(key)
     }
 
     /// Accepting paused at the open-file limit resumes (called every tick).

@@ -64,6 +64,9 @@ impl EventLoop {
     /// Turns an exchange into an event stream: response head, preamble, then events (a replay
     /// first when the client sent `Last-Event-ID`). False: close the connection now.
     pub(super) fn start_stream(&mut self, key: usize, subscription: Subscription) -> bool {
+        if !self.take_stream_slot() {
+            return self.refuse_stream(key, &subscription.cors_headers);
+        }
         let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
         // Replay and live join by id: the subscriber takes only ids above the one it has, or
         // above the broker's newest, whatever this loop has received so far.
@@ -75,10 +78,12 @@ impl EventLoop {
         );
         let Ok((subscriber, replay)) = subscribed else {
             // The router allows no more topics than a subscriber may have.
+            self.release_stream_slot();
             return false;
         };
         let State::Exchanging(exchange) = &self.connections[key].state else {
             self.topics.unsubscribe(&subscriber);
+            self.release_stream_slot();
             return true;
         };
         let mut head = Vec::with_capacity(256);
@@ -139,7 +144,7 @@ impl EventLoop {
             watches_stats,
             closes_at_ms,
         });
-        self.metrics().subscribers.fetch_add(1, Ordering::Relaxed);
+        // Counted in `subscribers` already, by `take_stream_slot`.
         if watches_stats {
             self.metrics()
                 .stats_watchers

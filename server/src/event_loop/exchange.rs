@@ -21,6 +21,7 @@ use crate::http::response::Response;
 use crate::metrics::LoopCounters;
 use crate::params::{Subscription, publish_error};
 use crate::routes::{Action, BodyUse, PendingBody, Router, error_response};
+use sse_common::format_size;
 
 /// Past this much unwritten response output, pipelined requests wait.
 const MAX_PIPELINED_OUTPUT: usize = 64 * 1024;
@@ -219,11 +220,14 @@ impl Exchange {
                         return (used, Some(outcome));
                     }
                 }
-                Phase::Body { reader, .. } => {
+                Phase::Body {
+                    reader, pending, ..
+                } => {
                     let taken = match reader.feed(rest) {
                         Ok(taken) => taken,
                         Err(error) => {
-                            self.respond_error(error, 1, cx.router);
+                            let body_use = pending.body_use;
+                            self.respond_body_error(error, body_use, 1, cx.router);
                             return (data.len(), None);
                         }
                     };
@@ -268,15 +272,12 @@ impl Exchange {
                 None
             }
             Action::ReadBody(pending) => {
-                // A subscription says a few topics; only a publish may carry a large body.
-                let limit = match pending.body_use {
-                    BodyUse::Publish => cx.router.config.max_body,
-                    BodyUse::Subscribe => SUBSCRIBE_BODY_LIMIT.min(cx.router.config.max_body),
-                };
+                let limit = body_limit(pending.body_use, cx.router.config.max_body);
                 let reader = match BodyReader::new(head.body, limit) {
                     Ok(reader) => reader,
                     Err(error) => {
-                        self.respond_error(error, head.minor_version, cx.router);
+                        let body_use = pending.body_use;
+                        self.respond_body_error(error, body_use, head.minor_version, cx.router);
                         return None;
                     }
                 };
@@ -361,13 +362,40 @@ impl Exchange {
 
     /// Queues an error response and closes the connection after it.
     fn respond_error(&mut self, error: HttpError, minor_version: u8, router: &Router) {
-        router.metrics.count_rejected(error.status);
-        Response::text(error.status, error.reason).write_to(
-            &mut self.output,
+        self.refuse_with(
+            Response::text(error.status, error.reason),
             minor_version,
-            false,
-            false,
+            router,
         );
+    }
+
+    /// Queues the refusal of a request body: a `413` names the limit it passed and the flag
+    /// that sets it; other errors (framing) are answered as they are.
+    fn respond_body_error(
+        &mut self,
+        error: HttpError,
+        body_use: BodyUse,
+        minor_version: u8,
+        router: &Router,
+    ) {
+        if error.status == 413 {
+            let response = body_too_large(body_use, router.config.max_body);
+            self.refuse_with(response, minor_version, router);
+        } else {
+            self.respond_error(error, minor_version, router);
+        }
+    }
+
+    /// Queues a refusal (a `4xx`/`5xx` response built by the loop, such as a stream over the
+    /// limit) and closes the connection after it.
+    pub fn refuse(&mut self, response: Response, router: &Router) {
+        self.refuse_with(response, 1, router);
+    }
+
+    /// Queues `response`, counted as a refusal, and closes the connection after it.
+    fn refuse_with(&mut self, response: Response, minor_version: u8, router: &Router) {
+        router.metrics.count_rejected(response.status);
+        response.write_to(&mut self.output, minor_version, false, false);
         self.phase = Phase::Head;
         self.close_after_output = true;
     }
@@ -408,6 +436,32 @@ impl Exchange {
         }
         Written::All
     }
+}
+
+/// The most body bytes a request may carry: a publish `--max-body`; a subscription says a few
+/// topics, so its body is held to [`SUBSCRIBE_BODY_LIMIT`] (or `--max-body`, if lower).
+fn body_limit(body_use: BodyUse, max_body: u64) -> u64 {
+    match body_use {
+        BodyUse::Publish => max_body,
+        BodyUse::Subscribe => SUBSCRIBE_BODY_LIMIT.min(max_body),
+    }
+}
+
+/// The `413` for a body over [`body_limit`], naming the limit, its size and what sets it:
+/// `request body over --max-body (1 MiB)`, or for a subscription held to its own cap,
+/// `subscribe body over 8 KiB (...)`.
+fn body_too_large(body_use: BodyUse, max_body: u64) -> Response {
+    let limit = body_limit(body_use, max_body);
+    let reason = if limit < max_body {
+        format!(
+            "subscribe body over {} (the most a subscription of 16 topics needs; --max-body \
+             does not raise it)",
+            format_size(limit)
+        )
+    } else {
+        format!("request body over --max-body ({})", format_size(limit))
+    };
+    Response::text(413, &reason)
 }
 
 /// The loop's half: carrying out what an exchange asks for.

@@ -11,7 +11,8 @@
 //! Each iteration: poll; drive the ready connections; take what the broker fed this loop
 //! (events into the topic logs, publish answers to their connections); continue the fan-out
 //! passes for a budget of subscribers; on a tick, timers. The rooms:
-//! - `accept`: accepting, the connection limit and its `503`, pausing at the fd limit.
+//! - `accept`: accepting, the limits on sockets and streams and their `503`, pausing at the fd
+//!   limit.
 //! - `exchange`: the request/response driver and what the loop does with its outcomes.
 //! - `delivery`: the feed, fan-out passes, stream writes, heartbeats.
 //! - `passes`: the order of fan-out visits, fair between topics; the loop's backlog.
@@ -19,7 +20,7 @@
 //! - `drain`: graceful shutdown.
 
 mod accept;
-pub use accept::keep_reserve_descriptor;
+pub use accept::{LINGERING_REFUSALS, SHORT_REQUEST_HEADROOM, keep_reserve_descriptor};
 mod backpressure;
 mod delivery;
 mod drain;

@@ -158,6 +158,29 @@ fn topics_are_isolated() {
     );
 }
 
+/// Subscribing without a topic reads `default`; publishing without one is `400`, and the
+/// reason says how to reach those subscribers (`topic=default`) instead of sending the event
+/// there unasked. (Issue 15, defect 10: the asymmetry is kept on purpose and explained.)
+#[test]
+fn a_publish_without_topic_is_refused_naming_topic_default() {
+    let server = TestServer::with_defaults();
+    let addr = server.addr;
+    let mut default = SseStream::open(addr, "/events", "");
+    default.read_preamble(deadline());
+    let refused = post_form(addr, "/publish", "data=lost+topic");
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.text(),
+        "missing topic: name one (topic=NAME; topic=default reaches subscribers that named none)\n"
+    );
+    let id = publish(addr, "default", "named");
+    assert_eq!(
+        default.next_event().id,
+        Some(id),
+        "the refused event never arrived first"
+    );
+}
+
 /// `POST /events` subscribes to the topics of a form body (and of a JSON body).
 #[test]
 fn post_events_subscribes_from_body() {

@@ -9,12 +9,15 @@
 //! - [`wait_until`], [`deadline`]: every wait has a deadline; no test sleeps for a result.
 //! - [`metrics`], [`publish`], [`form`]: small conveniences over the HTTP API.
 //! - [`redis::RedisServer`]: a real `redis-server` on a free loopback port, for the backplane.
+//! - [`readme_flags`]: the README's flag tables against a binary's `--help` (shared with the
+//!   load generator's tests).
 //!
 //! Every read has a deadline ([`TIMEOUT`] unless a test says otherwise), so a broken server
 //! makes a test fail, never hang.
 
 #![allow(dead_code)]
 
+pub mod readme_flags;
 pub mod redis;
 
 use std::collections::BTreeMap;
@@ -165,6 +168,12 @@ impl ServerProcess {
         ServerProcess::start(Command::new(env!("CARGO_BIN_EXE_sse-server")), args)
     }
 
+    /// Like [`ServerProcess::spawn`], listening on `listen` (an address or `HOST:PORT`).
+    pub fn spawn_listening_on(listen: &str, args: &[&str]) -> ServerProcess {
+        let command = Command::new(env!("CARGO_BIN_EXE_sse-server"));
+        ServerProcess::start_on(command, listen, args)
+    }
+
     /// Like [`ServerProcess::spawn`], with these environment variables set (after the caller's
     /// `SSE_*` variables are removed).
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
@@ -184,9 +193,13 @@ impl ServerProcess {
         ServerProcess::start(command, args)
     }
 
-    fn start(mut command: Command, args: &[&str]) -> ServerProcess {
+    fn start(command: Command, args: &[&str]) -> ServerProcess {
+        ServerProcess::start_on(command, "127.0.0.1:0", args)
+    }
+
+    fn start_on(mut command: Command, listen: &str, args: &[&str]) -> ServerProcess {
         command
-            .args(["--listen", "127.0.0.1:0", "--demo-interval", "0"])
+            .args(["--listen", listen, "--demo-interval", "0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
