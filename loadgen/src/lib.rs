@@ -26,7 +26,8 @@
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`soak`]: the `soak` subcommand: mixed and abusive traffic for a bounded time, samples of
 //!   the server, trends after warm-up and a verdict (`traffic`, `trend`).
-//! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
+//! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines (`summary`,
+//!   `series`, `unit`, `axis`, `palette`, `plot`).
 //! - [`watch`]: the `watch` debugging client.
 //! - [`failure`]: the kinds of failure a run counts (`FailureKind`) and their report names.
 //! - [`error`]: the crate's error type.
