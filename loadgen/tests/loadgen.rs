@@ -1,11 +1,13 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
 //! servers, across worker processes, and of the command line. By concern, in modules: `cli`
 //! (options reach the settings), `cluster` (several nodes, `--reconnect`, several server pids),
-//! `nothing` (runs that measured nothing), `rate_search` (its figures); `util` holds the servers.
+//! `nothing` (runs that measured nothing), `overload` (the `--overload` burst), `rate_search`
+//! (its figures); `util` holds the servers.
 
 mod cli;
 mod cluster;
 mod nothing;
+mod overload;
 mod rate_search;
 mod util;
 
@@ -873,6 +875,7 @@ fn scale_then_report() {
         steps: vec![10, 30],
         json: Some(json.clone()),
         settle_timeout: Duration::from_secs(1),
+        overload_steps: None,
     };
     let mut table = Vec::new();
     let reports = sse_loadgen::scale::run_scale(&settings, &mut table).unwrap();

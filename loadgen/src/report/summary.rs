@@ -4,7 +4,7 @@
 
 use super::by_scenario;
 use super::series::plot_notes;
-use crate::fanout::FanoutReport;
+use crate::fanout::{FanoutReport, OverloadReport};
 
 /// The markdown summary: one table per scenario.
 pub fn summary_markdown(reports: &[FanoutReport]) -> String {
@@ -28,7 +28,7 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
             "| server | connections | open | RSS B/conn | kernel B/conn | p50 µs | p99 µs | p99.9 µs | max µs | last sub p99 ms | deliveries/s | max sustained deliveries/s | server CPU s / M deliveries (steady) | server CPU s / M deliveries (rate search) | loadgen CPU µs / delivery | lost | dup |\n",
         );
         s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-        for r in rows {
+        for r in &rows {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
                 r.label,
@@ -54,6 +54,7 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
                 r.duplicated
             ));
         }
+        overload_table(&rows, &mut s);
     }
     let notes = plot_notes(reports);
     if !notes.is_empty() {
@@ -63,6 +64,48 @@ pub fn summary_markdown(reports: &[FanoutReport]) -> String {
         }
     }
     s
+}
+
+/// The overload phase's table of a scenario, when a run of it had one.
+fn overload_table(rows: &[&FanoutReport], s: &mut String) {
+    let runs: Vec<(&FanoutReport, &OverloadReport)> = rows
+        .iter()
+        .filter_map(|r| r.overload.as_ref().map(|o| (*r, o)))
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    s.push_str(
+        "\nOverload phase: publishing back to back (the next publish when the last is \
+         answered), then waiting for the deliveries owed. Latency is measured from each \
+         event's actual send time, as there is no schedule; refused publishes (a 503 from \
+         backpressure, say) are not owed, so they are never counted lost.\n\n",
+    );
+    s.push_str(
+        "| server | connections | publishing s | in flight | accepted | accepted/s | refused | unanswered | deliveries/s | p50 µs | p99 µs | max µs | drained s | lost | dup |\n",
+    );
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (r, o) in runs {
+        s.push_str(&format!(
+            "| {} | {} | {:.1}{} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {:.2} | {} | {} |\n",
+            r.label,
+            o.connections,
+            o.publishing_s,
+            if o.stopped_at_cap { " (event cap)" } else { "" },
+            o.in_flight,
+            o.accepted,
+            o.accepted_per_sec,
+            o.refused,
+            o.no_answer,
+            o.deliveries_per_sec,
+            o.latency_p50_us,
+            o.latency_p99_us,
+            o.latency_max_us,
+            o.drain_s,
+            o.lost,
+            o.duplicated
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +160,39 @@ mod tests {
             summary.contains("- Scenario `sanity: 1 connection` is in no plot"),
             "{summary}"
         );
+    }
+
+    /// A run with an overload phase gets a row in the scenario's overload table; without
+    /// one, there is no such table.
+    #[test]
+    fn overload_phase_has_its_own_table() {
+        let mut reports = [
+            report("ours", "64B@5/s", 1000, 300.0),
+            report("ours", "64B@5/s", 5000, 190.0),
+        ];
+        assert!(!summary_markdown(&reports).contains("Overload phase"));
+        reports[1].overload = Some(OverloadReport {
+            connections: 5000,
+            publishing_s: 5.0,
+            in_flight: 1,
+            accepted: 1200,
+            accepted_per_sec: 240.0,
+            refused: 30,
+            deliveries_per_sec: 1_200_000.0,
+            latency_p50_us: 150_000,
+            latency_p99_us: 800_000,
+            latency_max_us: 900_000,
+            drain_s: 0.5,
+            ..OverloadReport::default()
+        });
+        let summary = summary_markdown(&reports);
+        assert!(
+            summary.contains(
+                "| ours | 5000 | 5.0 | 1 | 1200 | 240 | 30 | 0 | 1200000 | 150000 | 800000 | 900000 | 0.50 | 0 | 0 |"
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("actual send time"), "{summary}");
     }
 
     /// Nothing left out: no notes section.
