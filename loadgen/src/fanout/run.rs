@@ -109,10 +109,11 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         SearchOutcome::default()
     };
 
-    // The overload burst last: it may leave the server with a backlog.
+    // The overload burst last: it may leave the server with a backlog. Not after a main phase
+    // in which every publish failed: a server that took none would only be hammered.
     let first_overload_seq = settings.events + search.phases.iter().map(|p| p.events).sum::<u64>();
     let overload = match settings.overload {
-        Some(duration) if !nobody => Some(run_overload(
+        Some(duration) if !nobody && publish_out.published > 0 => Some(run_overload(
             &mut rig,
             &probe,
             settings,
