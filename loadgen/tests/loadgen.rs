@@ -2,13 +2,14 @@
 //! servers, across worker processes, and of the command line. By concern, in modules: `cli`
 //! (options reach the settings), `cluster` (several nodes, `--reconnect`, several server pids),
 //! `nothing` (runs that measured nothing), `overload` (the `--overload` burst), `rate_search`
-//! (its figures); `util` holds the servers.
+//! (its figures), `scripts` (the compare tables, run with jq); `util` holds the servers.
 
 mod cli;
 mod cluster;
 mod nothing;
 mod overload;
 mod rate_search;
+mod scripts;
 mod util;
 
 use std::io::Write;
