@@ -4,8 +4,8 @@
 #   ./scripts/bench.sh [options]
 #
 # Builds sse-server and sse-loadgen in release, starts sse-server on 127.0.0.1 (a fresh
-# process for each step), runs `sse-loadgen scale` at the steps that fit the open-file limit,
-# prints the summary table, writes bench-results/<date>-<host>-bench/ (README.md with the
+# process for each step), runs `sse-loadgen scale` at the steps that fit the open-file limit
+# (with the overload burst at the top step; --no-overload for none), prints the summary table, writes bench-results/<date>-<host>-bench/ (README.md with the
 # exact command and the machine, results.jsonl, summary.md, SVG plots) and stops the server.
 # The defaults finish in under 5 minutes on 2 cores, once built.
 #

@@ -21,10 +21,12 @@
 # start, or dies during its run is reported and the others go on; a step it did not complete
 # keeps a row in the summary and the detail tables, with what stopped it (stopped.jsonl).
 # Writes bench-results/<date>-<host>/: README.md (command, commit, machine, versions, status of
-# each server, targets), results.jsonl (every server's JSON lines), stopped.jsonl (the steps a
-# server did not complete), summary.md and SVG plots (`sse-loadgen report`), and each server's
-# and the loadgen's log. The defaults (10 servers, steps 1k,5k,10k,15k, low-rate latency and
-# rate search) take about 5 minutes per server on 2 cores, so about 50 minutes in all.
+# each server, where ours stands against the best peer at the largest step, as ratios, and the
+# targets), results.jsonl (every server's JSON lines), stopped.jsonl (the steps a server did not
+# complete, a peer that failed to build included), summary.md and SVG plots (`sse-loadgen
+# report`), and each server's build, server and loadgen logs. The defaults (10 servers, steps
+# 1k,5k,10k,15k, low-rate latency, rate search, and a 5 s overload burst at the top step) take
+# about 6 minutes per server on 2 cores, so about an hour in all.
 #
 # Options:
 #   --peers LIST         which peers to measure against ours, in order (default all of them:
@@ -85,22 +87,29 @@ fit_steps
 ((build)) && build_workspace
 [[ -x "$(loadgen_bin)" ]] || die "$(loadgen_bin) is missing (run without --no-build)"
 
+out="${out:-$(result_dir "")}"
+mkdir -p "$out"
+json="$out/results.jsonl"
+
 # Install and build every requested peer first, so a build never runs while another server
-# is being measured. install-peers.sh says what failed; the failures are reported below.
+# is being measured. install-peers.sh says what failed; each build's output goes to
+# NAME.build.log, and a server that did not build keeps a row for every step (stopped.jsonl).
 declare -A status version command cpu_busy
 if ((build)); then
   peers="$(printf '%s\n' "${wanted[@]}" | grep -vx ours | paste -sd, || true)"
   [[ -z "$peers" ]] || "$ROOT/scripts/install-peers.sh" --servers "$peers" || true
 fi
 for name in "${wanted[@]}"; do
-  server_build "$name" >/dev/null 2>&1 ||
-    status[$name]="not built: see scripts/install-peers.sh --servers $name"
+  if ! server_build "$name" >"$out/$name.build.log" 2>&1; then
+    status[$name]="not built (see $name.build.log; scripts/install-peers.sh --servers $name installs what it needs)"
+    why="not built: $(log_reasons "$out/$name.build.log" 1)"
+    [[ "$why" != "not built: " ]] || why="not built (see $name.build.log)"
+    record_shortfalls "$name" "$BENCH_STEPS" "$json" "$out" "$why" 999999999 999999999 \
+      "$(wc -l 2>/dev/null <"$json" || echo 0)"
+  fi
+  [[ -s "$out/$name.build.log" ]] || rm -f "$out/$name.build.log"
   version[$name]="$(server_version "$name")"
 done
-
-out="${out:-$(result_dir "")}"
-mkdir -p "$out"
-json="$out/results.jsonl"
 trap 'server_stop' EXIT
 trap 'exit 130' INT TERM
 started=$SECONDS
@@ -177,10 +186,13 @@ readme="$out/README.md"
 write_environment "$readme"
 {
   echo
-  echo "## Targets"
+  echo "## Against the peers"
   echo
   if [[ -s "$json" ]]; then
-    jq -s -r -f "$ROOT/scripts/lib/targets.jq" "$json" >"$out/targets.md" || echo "(the target check failed)" >"$out/targets.md"
+    stopped=()
+    [[ -s "$out/stopped.jsonl" ]] && stopped=("$out/stopped.jsonl")
+    jq -s -r -f "$ROOT/scripts/lib/targets.jq" "$json" "${stopped[@]}" >"$out/targets.md" ||
+      echo "(the comparison with the peers failed)" >"$out/targets.md"
     cat "$out/targets.md"
   else
     echo "No results."

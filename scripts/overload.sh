@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Publishing past what the fan-out can deliver: the rate search of `sse-loadgen fanout` at 15k
-# subscribers (rates doubling until a phase fails, then bisecting), for one or more sse-server
-# builds, so backpressure (--max-backlog) can be compared with a build without it in one run.
-# Reports, per build, the highest loss-free deliveries/s and the p99 of each phase, in
+# Publishing past what the fan-out can deliver, for one or more sse-server builds, so that
+# backpressure (--max-backlog) can be compared with a build without it in one run: at 15k
+# subscribers, `sse-loadgen fanout --overload` publishes as fast as the server answers for a
+# burst (the next publish when the last is answered) and measures that burst's delivery: p99
+# from each event's actual send time, deliveries/s, publishes accepted and refused (a 503 from
+# backpressure is refused, not lost), lost and duplicated. With --rate-search, the rate search
+# runs first too (rates doubling until a phase fails, then bisecting). Results, per build, in
 # bench-results/<date>-<host>-overload/.
 #
-#   ./scripts/overload.sh [--bin LABEL=PATH ...] [--connections N] [--phase DUR]
+#   ./scripts/overload.sh [--bin LABEL=PATH ...] [--connections N] [--burst DUR] [--rate-search]
 #
 # Options:
 #   --bin "LABEL=PATH [ARGS]"
 #                      an sse-server binary to measure, with extra server arguments
 #                      (repeatable; default: this tree's release build, labelled "ours")
 #   --connections N    subscribers (default 15k)
+#   --burst DUR        how long to publish back to back (default 5s)
+#   --in-flight K      publishes in flight during the burst (default 1)
+#   --drain DUR        how long to wait for the burst's deliveries after it (default 60s)
+#   --rate-search      also run the rate search before the burst
 #   --phase DUR        length of each rate-search phase (default 5s)
 #   --port N           port on 127.0.0.1 (default 18097)
 #   --out DIR          result folder (default bench-results/<date>-<host>-overload)
@@ -23,14 +30,26 @@ source "$ROOT/scripts/lib/peers.sh"
 command_line="./scripts/overload.sh $(quote_command "$@")"
 bins=()
 connections=15k
+burst=5s
+in_flight=1
+drain=60s
+rate_search=0
 phase=5s
 port=18097
 out=""
 build=1
 while (($#)); do
   case "$1" in
+    --bin | --connections | --burst | --in-flight | --drain | --phase | --port | --out)
+      (($# >= 2)) || die "$1 needs a value" ;;
+  esac
+  case "$1" in
     --bin) bins+=("$2"); shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
+    --burst) burst="$2"; shift 2 ;;
+    --in-flight) in_flight="$2"; shift 2 ;;
+    --drain) drain="$2"; shift 2 ;;
+    --rate-search) rate_search=1; shift ;;
     --phase) phase="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -60,8 +79,10 @@ for entry in "${bins[@]}"; do
   server_pid=$!
   wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "$label did not start"
   args=(fanout --url "http://127.0.0.1:$port/events?topic=bench" --connections "$connections"
-    --events 50 --rate 5 --payload 64 --rate-search --search-phase "$phase" --connect-rate 20k
-    --source-ips 127.0.0.1-127.0.0.4 --label "$label" --server-pid "$server_pid" --json "$json" --quiet)
+    --events 50 --rate 5 --payload 64 --overload "$burst" --overload-in-flight "$in_flight"
+    --overload-drain "$drain" --connect-rate 20k --source-ips 127.0.0.1-127.0.0.4 --label "$label"
+    --server-pid "$server_pid" --json "$json" --quiet)
+  ((rate_search)) && args+=(--rate-search --search-phase "$phase")
   echo "$label: sse-server $(quote_command "${server_extra[@]}"); sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
   "$(target_dir)/release/sse-loadgen" "${args[@]}" >"$out/$label.loadgen.log" 2>&1 || warn "$label: the loadgen failed (see $label.loadgen.log)"
   stop_tree "$server_pid"
@@ -78,19 +99,41 @@ done
   cat "$out/commands.txt"
   echo '```'
   echo
-  echo "Latency is measured from each event's scheduled send time (coordinated-omission safe), so"
-  echo "a publish the server makes wait counts as latency too."
+  echo "## The burst"
   echo
-  echo "| build | connections | max loss-free deliveries/s | phases | rate of the last phase | its p99 | its deliveries | lost |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  jq -r '[.label, .connections_open, (.max_sustained_deliveries_per_sec // "n/a"), (.rate_search_phases | length),
-      (.rate_search_phases[-1].rate // "n/a"), ((.rate_search_phases[-1].p99_us // 0) / 1000 | tostring + " ms"),
-      (.rate_search_phases[-1].deliveries // "n/a"), (.rate_search_phases[-1].lost // "n/a")]
+  echo "Each build's subscribers first get a steady 50 events at 5/s; then the load generator"
+  echo "publishes back to back for $burst ($in_flight in flight: the next publish as soon as the"
+  echo "last is answered) and waits up to $drain for the deliveries owed. Latency is measured from"
+  echo "each event's actual send time (there is no schedule), so a server that makes its"
+  echo "publishers wait shows it as fewer publishes accepted, not as delivery latency. A refused"
+  echo "publish (a 503 from backpressure) is not owed, so it is never counted lost."
+  echo
+  echo "| build | connections | published s | accepted | accepted/s | refused | unanswered | deliveries/s | p50 | p99 | max | drained after | lost | dup |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  jq -r 'select(.overload != null) | .overload as $o
+    | [.label, $o.connections, ($o.publishing_s * 10 | round / 10), $o.accepted, ($o.accepted_per_sec | round),
+       $o.refused, $o.no_answer, ($o.deliveries_per_sec | round),
+       "\($o.latency_p50_us / 1000 | floor) ms", "\($o.latency_p99_us / 1000 | floor) ms",
+       "\($o.latency_max_us / 1000 | floor) ms", "\($o.drain_s * 100 | round / 100) s", $o.lost, $o.duplicated]
     | "| " + (map(tostring) | join(" | ")) + " |"' "$json" 2>/dev/null || echo "| (no results) |"
-  echo
-  echo "Every phase, per build (rate events/s, p99, passed):"
-  echo
-  jq -r '.label + ": " + ([.rate_search_phases[] | "\(.rate)/s \((.p99_us / 1000) | floor) ms \(if .passed then "ok" else "fail" end)"] | join(", "))' "$json" 2>/dev/null || true
+  if ((rate_search)); then
+    echo
+    echo "## The rate search"
+    echo
+    echo "Latency here is measured from each event's scheduled send time (coordinated-omission"
+    echo "safe), so a publish the server makes wait counts as latency too."
+    echo
+    echo "| build | connections | max loss-free deliveries/s | phases | rate of the last phase | its p99 | its deliveries | lost |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    jq -r '[.label, .connections_open, (.max_sustained_deliveries_per_sec // "n/a"), (.rate_search_phases | length),
+        (.rate_search_phases[-1].rate // "n/a"), ((.rate_search_phases[-1].p99_us // 0) / 1000 | tostring + " ms"),
+        (.rate_search_phases[-1].deliveries // "n/a"), (.rate_search_phases[-1].lost // "n/a")]
+      | "| " + (map(tostring) | join(" | ")) + " |"' "$json" 2>/dev/null || echo "| (no results) |"
+    echo
+    echo "Every phase, per build (rate events/s, p99, passed):"
+    echo
+    jq -r '.label + ": " + ([.rate_search_phases[] | "\(.rate)/s \((.p99_us / 1000) | floor) ms \(if .passed then "ok" else "fail" end)"] | join(", "))' "$json" 2>/dev/null || true
+  fi
   echo
   echo "## Machine"
   echo

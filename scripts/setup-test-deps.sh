@@ -61,6 +61,13 @@ if ! command -v curl >/dev/null 2>&1; then
   apt_install curl ca-certificates || { say "ERROR: could not install curl"; problems=1; }
 fi
 
+# jq, which the result scripts' tables are written in, for the test that runs them on a fake
+# compare run (loadgen/tests/scripts).
+if ! command -v jq >/dev/null 2>&1; then
+  say "installing jq"
+  apt_install jq || { say "ERROR: could not install jq; the result-table test will fail"; problems=1; }
+fi
+
 # nginx (Debian's package, with the http_v2 and ssl modules) for the proxy test
 # (server/tests/proxy.rs). Only the binary is used: the test runs its own instance with its own
 # configuration and ports; the package's default site is not started here.

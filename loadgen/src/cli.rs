@@ -224,6 +224,19 @@ pub struct RunArgs {
     /// Most rate-search phases.
     #[arg(long, default_value_t = 16, env = "SSE_LOADGEN_MAX_SEARCH_PHASES")]
     pub max_search_phases: usize,
+    /// After the main phase (and the rate search), publish back to back for this long, each
+    /// publish sent when the last is answered, and measure that burst's delivery: latency from
+    /// each event's actual send time, deliveries/s, publishes accepted and refused (a 503 is
+    /// refused, not lost), lost and duplicated. Off when not given.
+    #[arg(long, value_parser = parse_duration)]
+    pub overload: Option<Duration>,
+    /// Publishes in flight during --overload (one publishing connection each).
+    #[arg(long, default_value_t = 1)]
+    pub overload_in_flight: usize,
+    /// After the --overload burst, wait this long (at most) for the deliveries still owed;
+    /// what has not arrived then counts as lost.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub overload_drain: Duration,
     /// Name of the server under test (in JSON and reports).
     #[arg(long, default_value = "server", env = "SSE_LOADGEN_LABEL")]
     pub label: String,
@@ -274,6 +287,9 @@ pub struct ScaleArgs {
     /// Longest wait for the server's memory to settle between steps.
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "SSE_LOADGEN_SETTLE_TIMEOUT")]
     pub settle_timeout: Duration,
+    /// With --overload: the steps that run the overload phase (default: every step).
+    #[arg(long, value_parser = parse_step_list)]
+    pub overload_steps: Option<Steps>,
 }
 
 /// `report` options.
@@ -382,6 +398,9 @@ impl RunArgs {
             max_p99: self.max_p99,
             max_rate: self.max_rate,
             max_search_phases: self.max_search_phases,
+            overload: self.overload,
+            overload_in_flight: self.overload_in_flight,
+            overload_drain: self.overload_drain,
             label: self.label.clone(),
             scenario: self.scenario.clone(),
             quiet: self.quiet,
@@ -439,6 +458,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
                 steps: a.steps.0,
                 json: a.json,
                 settle_timeout: a.settle_timeout,
+                overload_steps: a.overload_steps.map(|s| s.0),
             };
             run_scale(&settings, &mut stdout.lock())?;
             Ok(Exit::Success)

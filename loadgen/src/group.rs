@@ -32,6 +32,9 @@ pub trait SubscriberGroup {
     fn progress(&self) -> ProgressSnapshot;
     /// Starts tracking events `first_seq..first_seq + count`; returns once every thread does.
     fn start_phase(&mut self, first_seq: u64, count: usize) -> Result<()>;
+    /// Publishing of the phase ended after `count` events, of which those at the indices
+    /// `unowed` (sorted) are not owed; returns once every thread took it in.
+    fn end_publishing(&mut self, count: usize, unowed: &[u64]) -> Result<()>;
     /// Ends the phase and returns the merged report.
     fn end_phase(&mut self, count: usize) -> Result<PhaseReport>;
     /// Resident memory of the group's process(es) beyond this one, bytes, now.
@@ -140,6 +143,26 @@ impl SubscriberGroup for LocalGroup {
         for _ in 0..self.threads.len() {
             acks.recv_timeout(COMMAND_TIMEOUT)
                 .map_err(|_| Error::Worker("a subscriber thread did not start the phase".into()))?;
+        }
+        Ok(())
+    }
+
+    fn end_publishing(&mut self, count: usize, unowed: &[u64]) -> Result<()> {
+        let (ack, acks) = mpsc::channel();
+        for t in 0..self.threads.len() {
+            self.send(
+                t,
+                Command::EndPublishing {
+                    count,
+                    unowed: unowed.to_vec(),
+                    ack: ack.clone(),
+                },
+            )?;
+        }
+        for _ in 0..self.threads.len() {
+            acks.recv_timeout(COMMAND_TIMEOUT).map_err(|_| {
+                Error::Worker("a subscriber thread did not take the end of publishing".into())
+            })?;
         }
         Ok(())
     }

@@ -17,16 +17,18 @@
 //!   `reconnect` (`--reconnect`: `retry` with jitter, `Last-Event-ID`, the next node).
 //! - [`group`]: subscriber threads behind one interface (`SubscriberGroup`), in this process.
 //! - [`worker`]: worker processes: the hidden `worker` subcommand and the parent side of its pipe.
-//! - [`publisher`]: keep-alive POST publishers on a fixed schedule.
+//! - [`publisher`]: keep-alive POST publishers: on a fixed schedule (`scheduled`), or as fast
+//!   as the server answers (`closed_loop`, for `--overload`).
 //! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
 //! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
 //! - [`fanout`]: the `fanout` measurement: `settings`, `run` (ramp, main phase), `phase`
-//!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `report`,
-//!   `figures`, `print`.
+//!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `overload` (the
+//!   closed-loop burst), `report`, `figures`, `print`.
 //! - [`scale`]: the `scale` subcommand: fanout at several sizes.
 //! - [`soak`]: the `soak` subcommand: mixed and abusive traffic for a bounded time, samples of
 //!   the server, trends after warm-up and a verdict (`traffic`, `trend`).
-//! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines.
+//! - [`report`]: the `report` subcommand: summary.md and SVG plots from JSON lines (`summary`,
+//!   `series`, `unit`, `axis`, `palette`, `plot`).
 //! - [`watch`]: the `watch` debugging client.
 //! - [`failure`]: the kinds of failure a run counts (`FailureKind`) and their report names.
 //! - [`error`]: the crate's error type.

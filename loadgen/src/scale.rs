@@ -22,6 +22,41 @@ pub struct ScaleSettings {
     pub json: Option<PathBuf>,
     /// Longest wait for the server's memory to settle between steps.
     pub settle_timeout: Duration,
+    /// The steps that run the overload phase (`base.overload`); `None`: every step.
+    pub overload_steps: Option<Vec<u64>>,
+}
+
+impl ScaleSettings {
+    /// Checks what clap cannot: overload steps need `--overload`, and each must be a step.
+    fn validate(&self) -> Result<()> {
+        let Some(steps) = &self.overload_steps else {
+            return Ok(());
+        };
+        if self.base.overload.is_none() {
+            return Err(Error::Config(
+                "--overload-steps needs --overload (how long to publish back to back)".into(),
+            ));
+        }
+        match steps.iter().find(|s| !self.steps.contains(s)) {
+            Some(s) => Err(Error::Config(format!(
+                "--overload-steps {s} is not one of --steps"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The settings of the step at `connections`.
+    fn step(&self, connections: u64) -> FanoutSettings {
+        let overload_here = self
+            .overload_steps
+            .as_ref()
+            .is_none_or(|steps| steps.contains(&connections));
+        FanoutSettings {
+            connections,
+            overload: self.base.overload.filter(|_| overload_here),
+            ..self.base.clone()
+        }
+    }
 }
 
 /// Appends `report` as one JSON line to `path`.
@@ -63,15 +98,13 @@ pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutRe
         ([], Some(u)) => ServerProbe::Metrics(HttpUrl::parse(u)?),
         _ => ServerProbe::None,
     };
+    s.validate()?;
     let mut reports = Vec::new();
     for (i, &connections) in s.steps.iter().enumerate() {
         if i > 0 {
             wait_for_settle(&probe, s.settle_timeout);
         }
-        let settings = FanoutSettings {
-            connections,
-            ..s.base.clone()
-        };
+        let settings = s.step(connections);
         if !settings.quiet {
             eprintln!("sse-loadgen: scale step {connections} connections");
         }
@@ -93,9 +126,10 @@ pub fn run_scale(s: &ScaleSettings, out: &mut impl Write) -> Result<Vec<FanoutRe
     Ok(reports)
 }
 
-/// The table of a scale run.
+/// The table of a scale run; with overload columns when a step ran the overload phase.
 pub fn print_scale_table(reports: &[FanoutReport], out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(
+    let overload = reports.iter().any(|r| r.overload.is_some());
+    write!(
         out,
         "{:>11} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>11} {:>12} {:>12} {:>6} {:>5}",
         "connections",
@@ -112,9 +146,17 @@ pub fn print_scale_table(reports: &[FanoutReport], out: &mut impl Write) -> std:
         "lost",
         "dup"
     )?;
+    if overload {
+        write!(
+            out,
+            " {:>12} {:>11} {:>12} {:>12} {:>9}",
+            "ovl accepted", "ovl refused", "ovl deliv/s", "ovl p99 ms", "ovl lost"
+        )?;
+    }
+    writeln!(out)?;
     for r in reports {
         let opt = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.0}"));
-        writeln!(
+        write!(
             out,
             "{:>11} {:>6} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>11.2} {:>12.0} {:>12} {:>6} {:>5}",
             r.connections,
@@ -131,6 +173,24 @@ pub fn print_scale_table(reports: &[FanoutReport], out: &mut impl Write) -> std:
             r.lost,
             r.duplicated
         )?;
+        match (&r.overload, overload) {
+            (Some(o), _) => write!(
+                out,
+                " {:>12} {:>11} {:>12.0} {:>12.1} {:>9}",
+                o.accepted,
+                o.refused,
+                o.deliveries_per_sec,
+                o.latency_p99_us as f64 / 1000.0,
+                o.lost
+            )?,
+            (None, true) => write!(
+                out,
+                " {:>12} {:>11} {:>12} {:>12} {:>9}",
+                "-", "-", "-", "-", "-"
+            )?,
+            (None, false) => {}
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! JSON object per line.
 //!
 //! Parent to worker: first a [`WorkerConfig`], then [`WorkerCommand`]s. Worker to parent:
-//! [`WorkerMessage`]s: `progress` every 100 ms, `phase_started` after a `start_phase`, `phase`
-//! (the full [`PhaseReport`], histogram as raw counts) after an `end_phase`, `done` with the
-//! worker's CPU and memory after `shutdown`. A worker whose stdin closes shuts down, so workers
+//! [`WorkerMessage`]s: `progress` every 100 ms, `phase_started` after a `start_phase`,
+//! `publishing_ended` after an `end_publishing`, `phase` (the full [`PhaseReport`], histogram
+//! as raw counts) after an `end_phase`, `done` with the worker's CPU and memory after
+//! `shutdown`. A worker whose stdin closes shuts down, so workers
 //! never outlive their parent; the parent kills them when it stops early.
 
 use std::io::{BufRead, BufReader, Write};
@@ -49,6 +50,13 @@ pub enum WorkerCommand {
         /// Number of events.
         count: usize,
     },
+    /// See [`SubscriberGroup::end_publishing`].
+    EndPublishing {
+        /// Events published.
+        count: usize,
+        /// Indices of the events not owed, sorted.
+        unowed: Vec<u64>,
+    },
     /// See [`SubscriberGroup::end_phase`].
     EndPhase {
         /// Number of events.
@@ -66,6 +74,8 @@ pub enum WorkerMessage {
     Progress(ProgressSnapshot),
     /// The phase is being tracked.
     PhaseStarted,
+    /// The end of publishing was taken in.
+    PublishingEnded,
     /// The report of the phase that just ended.
     Phase {
         /// The worker's merged report.
@@ -141,6 +151,12 @@ pub fn run_worker() -> Result<()> {
                 // Progress first, so the parent never sees the previous phase's `missing`.
                 emit(&WorkerMessage::Progress(group.progress()))?;
                 emit(&WorkerMessage::PhaseStarted)?;
+            }
+            WorkerCommand::EndPublishing { count, unowed } => {
+                group.end_publishing(count, &unowed)?;
+                // Progress first, so the parent's next look at `missing` has the new count.
+                emit(&WorkerMessage::Progress(group.progress()))?;
+                emit(&WorkerMessage::PublishingEnded)?;
             }
             WorkerCommand::EndPhase { count } => {
                 let report = group.end_phase(count)?;
@@ -266,6 +282,17 @@ impl SubscriberGroup for WorkerGroup {
         self.send(&WorkerCommand::StartPhase { first_seq, count })?;
         match self.next()? {
             WorkerMessage::PhaseStarted => Ok(()),
+            other => Err(Error::Worker(format!("unexpected {other:?}"))),
+        }
+    }
+
+    fn end_publishing(&mut self, count: usize, unowed: &[u64]) -> Result<()> {
+        self.send(&WorkerCommand::EndPublishing {
+            count,
+            unowed: unowed.to_vec(),
+        })?;
+        match self.next()? {
+            WorkerMessage::PublishingEnded => Ok(()),
             other => Err(Error::Worker(format!("unexpected {other:?}"))),
         }
     }

@@ -1,16 +1,18 @@
 //! Integration tests of sse-loadgen: against the real `sse-server`, against small misbehaving
 //! servers, across worker processes, and of the command line. By concern, in modules: `cli`
 //! (options and their `SSE_LOADGEN_*` twins reach the settings), `cluster` (several nodes,
-//! `--reconnect`, several server pids), `nothing` (runs that measured nothing), `rate_search`
-//! (its figures), `readme` (the README's flag tables against every subcommand's `--help`),
-//! `server_metrics` (`--metrics-url` against `sse-server`'s own `/metrics`); `util` holds the
-//! servers.
+//! `--reconnect`, several server pids), `nothing` (runs that measured nothing), `overload` (the
+//! `--overload` burst), `rate_search` (its figures), `readme` (the README's flag tables against
+//! every subcommand's `--help`), `scripts` (the compare tables, run with jq), `server_metrics`
+//! (`--metrics-url` against `sse-server`'s own `/metrics`); `util` holds the servers.
 
 mod cli;
 mod cluster;
 mod nothing;
+mod overload;
 mod rate_search;
 mod readme;
+mod scripts;
 mod server_metrics;
 mod util;
 
@@ -878,6 +880,7 @@ fn scale_then_report() {
         steps: vec![10, 30],
         json: Some(json.clone()),
         settle_timeout: Duration::from_secs(1),
+        overload_steps: None,
     };
     let mut table = Vec::new();
     let reports = sse_loadgen::scale::run_scale(&settings, &mut table).unwrap();

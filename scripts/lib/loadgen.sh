@@ -6,10 +6,12 @@
 #                           how many words it used (0: not a shared option)
 #   bench_options_help      the help lines of the shared options
 #   fit_steps               clips BENCH_STEPS to what the open-file limit allows, saying so
+#   top_step                the largest of BENCH_STEPS, as written there (e.g. 15k)
 #   loadgen_bin             the sse-loadgen binary
 #   loadgen_scale LABEL PORT PID JSON LOG [STEPS]
 #                           runs `sse-loadgen scale` against 127.0.0.1:PORT at STEPS (default
-#                           BENCH_STEPS), appending to JSON;
+#                           BENCH_STEPS), appending to JSON; with the overload phase
+#                           (BENCH_OVERLOAD) at the top step only, when STEPS hold it;
 #                           progress goes to the terminal and LOG; bounded by BENCH_TIMEOUT
 #   loadgen_report JSON DIR runs `sse-loadgen report` (summary.md + SVGs) and prints the table;
 #                           appends to summary.md the steps a server did not complete
@@ -30,6 +32,9 @@ BENCH_CONNECT_RATE="${SSE_BENCH_CONNECT_RATE:-20k}"
 BENCH_SOURCE_IPS="${SSE_BENCH_SOURCE_IPS:-127.0.0.1-127.0.0.4}"
 BENCH_TIMEOUT="${SSE_BENCH_TIMEOUT:-900}"
 BENCH_REUSE_SERVER="${SSE_BENCH_REUSE_SERVER:-0}"
+# The overload phase at the top step: publishing back to back for this long ("" or 0: off).
+BENCH_OVERLOAD="${SSE_BENCH_OVERLOAD:-5s}"
+BENCH_OVERLOAD_DRAIN="${SSE_BENCH_OVERLOAD_DRAIN:-60s}"
 BENCH_EXTRA=()
 # How many words bench_option used; the caller shifts them.
 export BENCH_SHIFT=0
@@ -38,7 +43,7 @@ bench_option() {
   BENCH_SHIFT=2
   case "$1" in
     --steps | --events | --rate | --payload | --threads | --search-events | --search-phase | --max-p99 | \
-      --connect-rate | --source-ips | --timeout)
+      --connect-rate | --source-ips | --timeout | --overload | --overload-drain)
       (($# >= 2)) || die "$1 needs a value" ;;
   esac
   case "$1" in
@@ -53,6 +58,9 @@ bench_option() {
     --connect-rate) BENCH_CONNECT_RATE="$2" ;;
     --source-ips) BENCH_SOURCE_IPS="$2" ;;
     --timeout) BENCH_TIMEOUT="$2" ;;
+    --overload) BENCH_OVERLOAD="$2" ;;
+    --overload-drain) BENCH_OVERLOAD_DRAIN="$2" ;;
+    --no-overload) BENCH_OVERLOAD="" BENCH_SHIFT=1 ;;
     --no-rate-search) BENCH_RATE_SEARCH=0 BENCH_SHIFT=1 ;;
     --rate-search) BENCH_RATE_SEARCH=1 BENCH_SHIFT=1 ;;
     --reuse-server) BENCH_REUSE_SERVER=1 BENCH_SHIFT=1 ;;
@@ -75,6 +83,11 @@ bench_options_help() {
   --connect-rate N     subscribers opened per second (default $BENCH_CONNECT_RATE)
   --source-ips RANGE   client source addresses (default $BENCH_SOURCE_IPS; "" for none)
   --timeout S          longest loadgen run per step, in seconds (default $BENCH_TIMEOUT)
+  --overload DUR       at the top step, after the rate search, publish back to back for DUR
+                       and measure that burst's delivery (default $BENCH_OVERLOAD; SSE_BENCH_OVERLOAD)
+  --overload-drain DUR how long the overload phase waits for the deliveries owed (default
+                       $BENCH_OVERLOAD_DRAIN)
+  --no-overload        no overload phase
   --reuse-server       run every step in one server process (default: a fresh one per step,
                        so memory freed by a smaller step cannot hide a larger step's cost)
   -- ARGS...           passed to \`sse-loadgen scale\` as they are
@@ -82,6 +95,19 @@ EOF
 }
 
 loadgen_bin() { printf '%s\n' "$(target_dir)/release/sse-loadgen"; }
+
+top_step() {
+  local steps=() step top="" max=-1 n
+  IFS=, read -ra steps <<<"$BENCH_STEPS"
+  for step in "${steps[@]}"; do
+    n="$(parse_count "$step")"
+    ((n <= max)) || { max=$n; top=$step; }
+  done
+  printf '%s\n' "$top"
+}
+
+# Whether the overload phase is on: BENCH_OVERLOAD is set and not zero.
+overload_on() { [[ -n "$BENCH_OVERLOAD" && ! "$BENCH_OVERLOAD" =~ ^0+(s|ms|m)?$ ]]; }
 
 # The loadgen opens every subscriber in worker processes of its own (--processes 0 picks how
 # many the open-file limit needs), but each server is one process tree under the same
@@ -113,6 +139,12 @@ loadgen_scale() {
     --label "$label" --json "$(basename "$json")" --server-pid "$pid")
   [[ -z "$BENCH_SOURCE_IPS" ]] || args+=(--source-ips "$BENCH_SOURCE_IPS")
   ((BENCH_RATE_SEARCH)) && args+=(--rate-search --search-events "$BENCH_SEARCH_EVENTS" --search-phase "$BENCH_SEARCH_PHASE" --max-p99 "$BENCH_MAX_P99")
+  # The overload phase at the top step only; a group of steps without it runs none.
+  local top
+  top="$(top_step)"
+  if overload_on && [[ ",$step_list," == *",$top,"* ]]; then
+    args+=(--overload "$BENCH_OVERLOAD" --overload-drain "$BENCH_OVERLOAD_DRAIN" --overload-steps "$top")
+  fi
   args+=("${BENCH_EXTRA[@]}")
   LOADGEN_COMMAND="sse-loadgen $(quote_command "${args[@]}")"
   log "$label: $LOADGEN_COMMAND"
@@ -140,6 +172,7 @@ settings_markdown() {
 - steps (connections): $BENCH_STEPS, opened at $BENCH_CONNECT_RATE/s from ${BENCH_SOURCE_IPS:-the default source address}
 - low-rate latency scenario: $BENCH_EVENTS events at $BENCH_RATE events/s, $BENCH_PAYLOAD-byte data
 - rate search: $( ((BENCH_RATE_SEARCH)) && echo "on, phases of $BENCH_SEARCH_PHASE (at least $BENCH_SEARCH_EVENTS events) at doubling then bisected rates, a phase fails on any loss or p99 over $BENCH_MAX_P99" || echo off)
+- overload phase: $(overload_on && echo "at the top step ($(top_step) connections), last: $BENCH_OVERLOAD of publishing back to back (the next publish when the last is answered, one in flight), then up to $BENCH_OVERLOAD_DRAIN for the deliveries owed; latency from each event's actual send time; a refused publish (503) is not owed, so never lost" || echo off)
 - server threads/workers: $BENCH_THREADS (the same for every server that has the choice)
 - server processes: $( ((BENCH_REUSE_SERVER)) && echo "one per server for all steps" || echo "a fresh one for each step (started, measured, stopped)")
 - extra loadgen arguments: ${BENCH_EXTRA[*]:-none}

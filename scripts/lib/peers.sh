@@ -201,18 +201,20 @@ server_describe() {
 # The lines of FILE from line FROM on that look like a reason for failing (errors, warnings,
 # tracebacks, limits, 5xx answers), the three most frequent, each with its count, joined with
 # " / ": what a reader of the tables needs from a server's or the loadgen's own log without
-# opening it. Dates, times, hex ids and UUIDs are blanked first, so that repeats count as one.
+# opening it. The loadgen's progress lines (`sse-loadgen: STEP: ..., 2.0 s`) are not reasons. Dates, times, hex ids and UUIDs are blanked first, so that repeats count as one.
 log_reasons() {
   local file="$1" from="$2"
   [[ -f "$file" ]] || return 0
   tail -n +"$from" "$file" |
     grep -aiE 'error|exception|traceback|fatal|panic|warn|too many|refused|killed|exceeded|limit|\bfull\b|timed? ?out|taken|missing|cannot|can.t|not found|no such|denied|code=5[0-9]{2}' |
     grep -avE '^=== ' |
+    grep -avE '^sse-loadgen: [^:]+: .*, [0-9.]+ s$' |
     sed -E 's/[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ T]?[0-9:.,]*( \+[0-9]{4})?//g;
       s/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/…/g; s/0x[0-9a-f]+/…/g;
       s/^[[:space:]]+//' |
     cut -c1-200 | sort | uniq -c | sort -rn | head -n 3 |
-    awk '{ n = $1; sub(/^[[:space:]]*[0-9]+ /, ""); printf "%s%s%s", (NR > 1 ? " / " : ""), $0, (n > 1 ? " (" n "×)" : "") }'
+    awk '{ n = $1; sub(/^[[:space:]]*[0-9]+ /, ""); printf "%s%s%s", (NR > 1 ? " / " : ""), $0, (n > 1 ? " (" n "×)" : "") }' ||
+    true # no line of the log looks like a reason (grep found none): say nothing, fail nothing
 }
 
 # Appends to DIR/stopped.jsonl one JSON object for every step of GROUP (a comma list) that the

@@ -1,26 +1,79 @@
-# The issue's targets, checked from the JSON lines of one compare run (jq -s -r -f targets.jq).
-# At the largest connection count every server reached, "ours" against the best peer of the
-# run; prints a markdown table, one row per target, with how far ours is from it.
+# Where ours stands against the best of its peers, from one compare run:
+#   jq -s -r -f targets.jq results.jsonl [stopped.jsonl]
+# At the largest step of the run (the largest connection count of any result or stopped step),
+# each figure of ours against the best peer's figure at that step, as one kind of ratio
+# ("ours 150 B vs best 10,250 B (nchan): 68x less, better"). A peer without a full result at that
+# step (it stopped earlier, opened fewer connections than asked, failed to build) is listed with
+# what stopped it, never dropped. Then the issue's targets, met or missed, and what ended each
+# server's rate search there. When ours itself has no full result at that step, the figures are
+# taken at the largest step ours completed, and the table says so.
 #
-# Figures: server_rss_per_conn_bytes; latency_p99_us; last_subscriber_max_ms;
-# max_sustained_deliveries_per_sec; rate_search_server_cpu_s_per_million_deliveries (falling
-# back to the main phase's server_cpu_s_per_million_deliveries).
+# Figures: server_rss_per_conn_bytes (unreliable ones left out); latency_p99_us;
+# last_subscriber_max_ms; max_sustained_deliveries_per_sec;
+# rate_search_server_cpu_s_per_million_deliveries (falling back to the main phase's
+# server_cpu_s_per_million_deliveries); overload.latency_p99_us (the --overload burst).
 
 def fmt(x): if x == null then "n/a"
   elif (x | type) == "number" then (if x >= 100 then (x | round | tostring)
     else ((x * 100 | round) / 100 | tostring) end)
   else (x | tostring) end;
 
+# 10250 -> "10,250".
+def commas: round | tostring | gsub("(?<d>[0-9])(?=([0-9]{3})+$)"; "\(.d),");
+
+# About three significant digits: 128, 27.5, 1.05, 0.25.
+def short: if . >= 100 then commas elif . >= 10 then ((. * 10 | round) / 10 | tostring)
+  else ((. * 100 | round) / 100 | tostring) end;
+
+# 4500000 -> "4.5M", 525000 -> "525k".
+def count: if . >= 1e6 then "\(. / 1e6 | short)M" elif . >= 1e4 then "\(. / 1e3 | short)k"
+  else commas end;
+
+# A duration in ms: "950 µs", "128 ms", "2.01 s".
+def ms: if . < 1 then "\(. * 1000 | short) µs" elif . < 1000 then "\(short) ms"
+  else "\(. / 1000 | short) s" end;
+
 def cpu: .rate_search_server_cpu_s_per_million_deliveries // .server_cpu_s_per_million_deliveries;
 
-# A target row: name, ours, the best peer's value and name, whether met, and how far off.
-def row(name; ours; best; best_label; met; gap):
-  "| \(name) | \(fmt(ours)) | \(fmt(best)) (\(best_label // "none")) | "
-  + (if ours == null or best == null then "not measured"
-     elif met then "met (\(gap))" else "**missed** (\(gap))" end) + " |";
+# The figures compared: name, the value of a result (null when it has none), how it reads, and
+# whether lower is better.
+def figures: [
+  {name: "memory per connection", low: true,
+   value: (if .server_rss_unreliable then null else .server_rss_per_conn_bytes end),
+   show: "bytes"},
+  {name: "latency p99 at the steady rate", low: true,
+   value: (if .latency_p99_us == null then null else .latency_p99_us / 1000 end), show: "ms"},
+  {name: "time until the last subscriber had an event (max)", low: true,
+   value: .last_subscriber_max_ms, show: "ms"},
+  {name: "max sustained deliveries/s (no loss)", low: false,
+   value: .max_sustained_deliveries_per_sec, show: "count"},
+  {name: "server CPU s per million deliveries", low: true, value: cpu, show: "cpu"},
+  {name: "overload p99 (publishing back to back, from actual send time)", low: true,
+   value: (if .overload == null then null else .overload.latency_p99_us / 1000 end), show: "ms"}
+];
 
-def pct(a; b): if b == 0 then "n/a"
-  else ((a / b - 1) * 100 | round) as $p | "\(if $p > 0 then "+" else "" end)\($p)%" end;
+def show($how): if . == null then "n/a"
+  elif $how == "bytes" then "\(commas) B"
+  elif $how == "ms" then ms
+  elif $how == "count" then "\(count)/s"
+  else "\(short) s" end;
+
+# "68x less", "1.3x more", "the same": the larger over the smaller, one kind of ratio for all.
+def ratio($ours; $best):
+  if $ours == null or $best == null then "n/a"
+  elif $ours == $best then "the same"
+  elif ([$ours, $best] | min) <= 0 then "n/a"
+  else (([$ours, $best] | max) / ([$ours, $best] | min)) as $r
+    | (if $r >= 10 then ($r | round | tostring) elif $r >= 2 then (($r * 10 | round) / 10 | tostring)
+       else (($r * 100 | round) / 100 | tostring) end)
+      + "x " + (if $ours < $best then "less" else "more" end)
+  end;
+
+def verdict($ours; $best; $low):
+  if $ours == null then "not measured for ours"
+  elif $best == null then "no peer to compare"
+  elif $ours == $best then "level"
+  elif ($ours < $best) == $low then "better" else "**worse**" end;
 
 # Why a rate-search phase failed, from its own figures.
 def why($max_p99_ms):
@@ -41,58 +94,86 @@ def search_row:
        else "\(fmt($fail.rate))/s | \($fail | why($r.max_p99_ms)) | " end)
     + "\(fmt($r.loadgen_cpu_us_per_delivery)) | \(fmt($r | cpu)) |";
 
-. as $rows
-| ($rows | map(select(.connections_open > 0)) | group_by(.label)
-   | map({label: .[0].label, max: (map(.connections) | max)})) as $reach
-| (if ($reach | length) == 0 then null else ($reach | map(.max) | min) end) as $n
-| if $n == null then "No server reported a step, so no target can be checked."
+def cell: tostring | gsub("\\|"; "\\|") | gsub("\n"; " ");
+
+# What stopped `label` short of `n` connections, from its stopped rows (and its results).
+def stopped_text($who; $n; $stopped; $results):
+  ($stopped | map(select(.label == $who and .connections == $n)) | .[0]) as $s
+  | ($results | map(select(.label == $who and .connections == $n)) | .[0]) as $r
+  | ($results | map(select(.label == $who and .connections_open == .connections))
+     | map(.connections) | max) as $reached
+  | (if $s != null then $s.stopped
+     elif $r != null then "opened \($r.connections_open) of \($r.connections) connections"
+     else "no result at \($n) connections, and no record of why" end)
+    + (if $s != null and (($s.errors // {}) | length) > 0
+       then " (\($s.errors | to_entries | map("\(.key): \(.value)") | join(", ")))" else "" end)
+    + (if $s != null and ($s.loadgen_log // "") != "" then "; loadgen log: \($s.loadgen_log)" else "" end)
+    + (if $s != null and ($s.server_log // "") != "" then "; server log: \($s.server_log)" else "" end)
+    + (if $reached != null then "; largest step completed: \($reached)" else "" end);
+
+(map(select(.stopped == null))) as $results
+| (map(select(.stopped != null))) as $stopped
+| ([$results[], $stopped[]] | map(.connections) | max) as $top
+| ($results | map(select(.label == "ours" and .connections_open == .connections))) as $ours_rows
+| ($ours_rows | map(.connections) | max) as $n
+| if $top == null then "No server reported a step, so there is nothing to compare."
+  elif $n == null then "Ours completed no step (\(stopped_text("ours"; $top; $stopped; $results) | cell)), so there is nothing to compare."
   else
-    ($rows | map(select(.connections == $n)) | group_by(.label) | map(.[-1])) as $at
-    | ($at | map(select(.label == "ours")) | .[0]) as $ours
-    | ($at | map(select(.label != "ours"))) as $peers
-    | def best(f; better):
-        ($peers | map(select(f != null)) | sort_by(f)
-         | if length == 0 then null elif better == "low" then .[0] else .[-1] end);
-      if $ours == null then "No result for ours at \($n) connections, so no target can be checked."
-      elif ($peers | length) == 0 then "No peer result at \($n) connections, so no target can be checked."
-      else
-        best(.server_rss_per_conn_bytes; "low") as $mem
-        | best(.latency_p99_us; "low") as $p99
-        | best(.last_subscriber_max_ms; "low") as $last
-        | best(.max_sustained_deliveries_per_sec; "high") as $rate
-        | best(cpu; "low") as $cpu
-        | ($ours.server_rss_per_conn_bytes) as $om
-        | "Targets at \($n) connections (the largest step every server reached), ours against the best peer of this run:\n",
-          "| target | ours | best peer | result |",
-          "| --- | --- | --- | --- |",
-          row("memory per idle connection, bytes: at most 1/10 of the best peer"; $om;
-              $mem.server_rss_per_conn_bytes; $mem.label;
-              ($om != null and $mem != null and $om * 10 <= $mem.server_rss_per_conn_bytes);
-              if $om == null or $mem == null or $om == 0 then "n/a"
-              else "ours is 1/\(fmt($mem.server_rss_per_conn_bytes / $om)) of the best peer" end),
-          row("memory per idle connection, bytes: under 1 KiB"; $om; 1024; "target";
-              ($om != null and $om < 1024); if $om == null then "n/a" else pct($om; 1024) + " against 1 KiB" end),
-          row("latency p99, µs: better than every peer"; $ours.latency_p99_us; $p99.latency_p99_us; $p99.label;
-              ($p99 != null and $ours.latency_p99_us < $p99.latency_p99_us);
-              if $p99 == null then "n/a" else pct($ours.latency_p99_us; $p99.latency_p99_us) + " against the best peer" end),
-          row("time until the last subscriber (max), ms: better than every peer"; $ours.last_subscriber_max_ms;
-              $last.last_subscriber_max_ms; $last.label;
-              ($last != null and $ours.last_subscriber_max_ms < $last.last_subscriber_max_ms);
-              if $last == null then "n/a" else pct($ours.last_subscriber_max_ms; $last.last_subscriber_max_ms) + " against the best peer" end),
-          row("max sustained deliveries/s with zero loss: ahead of every peer"; $ours.max_sustained_deliveries_per_sec;
-              $rate.max_sustained_deliveries_per_sec; $rate.label;
-              ($rate != null and $ours.max_sustained_deliveries_per_sec != null
-               and $ours.max_sustained_deliveries_per_sec > $rate.max_sustained_deliveries_per_sec);
-              if $rate == null or $ours.max_sustained_deliveries_per_sec == null then "n/a"
-              else pct($ours.max_sustained_deliveries_per_sec; $rate.max_sustained_deliveries_per_sec) + " against the best peer" end),
-          row("server CPU s per million deliveries: at most half the best peer's"; ($ours | cpu); ($cpu | cpu); $cpu.label;
-              ($cpu != null and ($ours | cpu) != null and ($ours | cpu) * 2 <= ($cpu | cpu));
-              if $cpu == null or ($ours | cpu) == null then "n/a"
-              else "ours is \(fmt(($ours | cpu) / ($cpu | cpu) * 100))% of the best peer's" end),
+    ($ours_rows | map(select(.connections == $n)) | .[-1]) as $ours
+    | ([$results[], $stopped[]] | map(.label) | unique | map(select(. != "ours"))) as $names
+    | ($names | map(. as $l
+        | ($results | map(select(.label == $l and .connections == $n
+                                 and .connections_open == .connections and .scenario == $ours.scenario))
+           | .[-1]) as $r
+        | {label: $l, result: $r})) as $peers
+    | ($peers | map(select(.result != null) | .result)) as $at
+    | ($peers | map(select(.result == null))) as $short
+    | (if $n < $top then "Ours completed no more than \($n) connections (at \($top): \(stopped_text("ours"; $top; $stopped; $results) | cell)), so every figure below is at \($n) connections.\n" else empty end),
+      "Ours against the best of the \($names | length) peer\(if ($names | length) == 1 then "" else "s" end) at \($n) connections (the largest step\(if $n < $top then " ours completed" else " of this run" end)), each figure as the larger over the smaller value; \($at | length) of the peers completed that step:\n",
+      "| figure | ours vs the best peer at \($n) connections | ours is |",
+      "| --- | --- | --- |",
+      (range(0; $ours | figures | length) as $i
+        | ($ours | figures)[$i] as $f
+        | ($at | map({label: .label, v: (figures[$i].value)}) | map(select(.v != null))
+           | sort_by(.v) | if $f.low then .[0] else .[-1] end) as $best
+        | "| \($f.name) | "
+          + (if $best == null then "ours \($f.value | show($f.show)); no peer has this figure"
+             else "ours \($f.value | show($f.show)) vs best \($best.v | show($f.show)) (\($best.label)): \(ratio($f.value; $best.v))" end)
+          + " | \(verdict($f.value; $best.v // null; $f.low)) |"),
+      "",
+      (if ($short | length) == 0 then "Every peer completed \($n) connections."
+       else "Peers without a full result at \($n) connections, left out of the comparison above, and what stopped each:\n",
+         "| peer | what stopped it |",
+         "| --- | --- |",
+         ($short[] | "| \(.label) | \(stopped_text(.label; $n; $stopped; $results) | cell) |")
+       end),
+      "",
+      ($at | map({label: .label, mem: (figures[0].value), p99: .latency_p99_us, last: .last_subscriber_max_ms,
+                  rate: .max_sustained_deliveries_per_sec, cpu: cpu})) as $p
+      | def best(f; low): ($p | map(select(f != null)) | sort_by(f) | if length == 0 then null elif low then .[0] else .[-1] end);
+        best(.mem; true) as $mem | best(.p99; true) as $p99 | best(.last; true) as $last
+        | best(.rate; false) as $rate | best(.cpu; true) as $cpu
+        | ($ours | figures[0].value) as $om
+        | def target(name; met):
+            "| \(name) | " + (if met == null then "not measured" elif met then "met" else "**missed**" end) + " |";
+          "The issue's targets at \($n) connections, against those peers:\n",
+          "| target | result |",
+          "| --- | --- |",
+          target("memory per idle connection at most 1/10 of the best peer's";
+                 if $om == null or $mem == null then null else $om * 10 <= $mem.mem end),
+          target("memory per idle connection under 1 KiB"; if $om == null then null else $om < 1024 end),
+          target("latency p99 better than every peer";
+                 if $p99 == null then null else $ours.latency_p99_us < $p99.p99 end),
+          target("time until the last subscriber (max) better than every peer";
+                 if $last == null then null else $ours.last_subscriber_max_ms < $last.last end),
+          target("max sustained deliveries/s with zero loss ahead of every peer";
+                 if $rate == null or $ours.max_sustained_deliveries_per_sec == null then null
+                 else $ours.max_sustained_deliveries_per_sec > $rate.rate end),
+          target("server CPU per million deliveries at most half the best peer's";
+                 if $cpu == null or ($ours | cpu) == null then null else ($ours | cpu) * 2 <= $cpu.cpu end),
           "",
           "What ended each server's rate search at \($n) connections, and what the load generator spent (it shares the cores with the server, so a server that needs less CPU leaves more to the client):\n",
           "| server | highest loss-free rate, events/s | first failing phase | why it failed | loadgen CPU µs per delivery | server CPU s per million deliveries |",
           "| --- | --- | --- | --- | --- | --- |",
-          ($at | sort_by(.label)[] | search_row)
-      end
+          ([$ours] + $at | sort_by(.label)[] | search_row)
   end

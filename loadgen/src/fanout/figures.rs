@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::overload::OverloadReport;
 use super::rate_search::SearchOutcome;
 use super::report::{FanoutReport, FanoutRun};
 use super::settings::FanoutSettings;
@@ -53,6 +54,8 @@ pub(super) struct Measurements {
     pub errors: ErrorCounts,
     /// The rate search, when it ran.
     pub search: SearchOutcome,
+    /// The overload phase, when it ran.
+    pub overload: Option<OverloadReport>,
 }
 
 impl FanoutRun {
@@ -179,6 +182,7 @@ impl FanoutRun {
                 None
             },
             rate_search_phases: m.search.phases,
+            overload: m.overload,
         };
         FanoutRun {
             report,
@@ -220,6 +224,7 @@ mod tests {
             loadgen_cpu_s: 0.0,
             errors: ErrorCounts::new(),
             search: SearchOutcome::default(),
+            overload: None,
         };
         FanoutRun::from_measurements(&s, m).report
     }

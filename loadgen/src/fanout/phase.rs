@@ -9,7 +9,10 @@ use super::progress::{ProgressLine, ProgressStyle};
 use super::settings::FanoutSettings;
 use crate::error::{Error, Result};
 use crate::group::{LocalGroup, SubscriberGroup};
-use crate::publisher::{PublishOutcome, PublishProgress, PublishTarget, publish_phase};
+use crate::publisher::{
+    ClosedLoop, ClosedLoopOutcome, PublishOutcome, PublishProgress, PublishTarget,
+    publish_closed_loop, publish_phase,
+};
 use crate::stats::PhaseReport;
 use crate::subscriber::{ProgressSnapshot, SubscriberTarget};
 use crate::sysinfo;
@@ -101,6 +104,52 @@ impl Rig {
         Ok((merged, out))
     }
 
+    /// Runs the closed-loop burst `burst` (called `step` in progress lines): track up to its
+    /// event cap, publish back to back for its duration, tell the groups how many events went
+    /// out and which are not owed, wait (at most `drain`) for the rest, collect.
+    pub fn run_closed_loop(
+        &mut self,
+        step: &str,
+        burst: ClosedLoop,
+        drain: Duration,
+    ) -> Result<(PhaseReport, ClosedLoopOutcome)> {
+        for g in self.groups.iter_mut() {
+            g.start_phase(burst.first_seq, burst.max_events)?;
+        }
+        self.progress_line.start();
+        let published = PublishProgress::default();
+        let target = self.publish.clone();
+        let out = std::thread::scope(|scope| {
+            let publisher = scope.spawn(|| publish_closed_loop(&target, burst, &published));
+            while !publisher.is_finished() {
+                let progress = self.progress();
+                self.progress_line
+                    .tick(step, || burst_text(&published, progress, None));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            publisher.join().expect("publisher thread")
+        });
+        for g in self.groups.iter_mut() {
+            g.end_publishing(out.count, &out.unowed)?;
+        }
+        let deadline = Instant::now() + drain;
+        while self.progress().missing > 0 && Instant::now() < deadline {
+            let progress = self.progress();
+            self.progress_line.tick(step, || {
+                burst_text(&published, progress, Some(progress.missing))
+            });
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let progress = self.progress();
+        let text = burst_text(&published, progress, Some(progress.missing));
+        self.progress_line.end(step, &text);
+        let mut merged = PhaseReport::new(out.count);
+        for g in self.groups.iter_mut() {
+            merged.merge(&g.end_phase(out.count)?);
+        }
+        Ok((merged, out))
+    }
+
     /// Collects what the groups counted (the ramp's failures, the first refusal) without a
     /// phase: nothing is published, as when no subscriber connected.
     pub fn collect_without_publishing(&mut self) -> Result<PhaseReport> {
@@ -139,6 +188,21 @@ fn phase_text(count: usize, published: &PublishProgress, p: ProgressSnapshot) ->
         p.delivered,
         p.missing
     )
+}
+
+/// A burst's progress: `1200 accepted, 30 refused, 180000 delivered`, and once publishing
+/// ended, `, 4000 missing`.
+fn burst_text(published: &PublishProgress, p: ProgressSnapshot, missing: Option<u64>) -> String {
+    let mut text = format!(
+        "{} accepted, {} refused or unanswered, {} delivered",
+        published.published.load(Relaxed),
+        published.failed.load(Relaxed),
+        p.delivered
+    );
+    if let Some(missing) = missing {
+        text.push_str(&format!(", {missing} missing"));
+    }
+    text
 }
 
 /// Starts the subscriber groups: threads here, or worker processes.

@@ -2,11 +2,60 @@
 
 use std::io::Write;
 
+use super::overload::OverloadReport;
 use super::report::FanoutReport;
 
 /// Formats bytes per connection for the table.
 fn fmt_opt(v: Option<f64>, unit: &str) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.0} {unit}"))
+}
+
+/// Writes the overload phase's lines.
+fn print_overload(o: &OverloadReport, out: &mut impl Write) -> std::io::Result<()> {
+    let kinds: Vec<String> = o
+        .publish_errors
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    writeln!(
+        out,
+        "  overload             {:.1} s back to back, {} in flight, {} connections: {} requests, {} accepted ({:.0}/s), {} refused, {} unanswered{}{}",
+        o.publishing_s,
+        o.in_flight,
+        o.connections,
+        o.requests,
+        o.accepted,
+        o.accepted_per_sec,
+        o.refused,
+        o.no_answer,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(" "))
+        },
+        if o.stopped_at_cap {
+            format!(", stopped at the {}-event cap", o.event_cap)
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        out,
+        "  overload delivery    {} of {} owed, {:.0}/s, lost {}, dup {}, drained {:.2} s after the last publish; latency (µs, from each event's actual send time) p50 {}  p99 {}  max {}",
+        o.deliveries,
+        o.expected_deliveries,
+        o.deliveries_per_sec,
+        o.lost,
+        o.duplicated,
+        o.drain_s,
+        o.latency_p50_us,
+        o.latency_p99_us,
+        o.latency_max_us
+    )?;
+    if let Some(reply) = &o.first_refusal {
+        writeln!(out, "  overload refused     first reply {reply}")?;
+    }
+    Ok(())
 }
 
 /// Writes the human report.
@@ -144,6 +193,9 @@ pub fn print_report(r: &FanoutReport, out: &mut impl Write) -> std::io::Result<(
             r.max_sustained_deliveries_per_sec
                 .map_or("none".into(), |v| format!("{v:.0}"))
         )?;
+    }
+    if let Some(o) = &r.overload {
+        print_overload(o, out)?;
     }
     for (side, reply) in [
         ("subscribe", &r.first_subscribe_refusal),

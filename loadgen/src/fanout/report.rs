@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use super::overload::OverloadReport;
+
 /// One phase of the rate search.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SearchPhase {
@@ -126,7 +128,8 @@ pub struct FanoutReport {
     pub all_back_ms: Option<f64>,
     /// Subscribers still reconnecting when the main phase ended.
     pub still_reconnecting: u64,
-    /// Failures by kind over the whole run (ramp, phases, publishing).
+    /// Failures by kind over the whole run (ramp, phases, publishing; the overload phase's
+    /// publish refusals are in `overload.publish_errors`, since there they are expected).
     pub errors: BTreeMap<String, u64>,
     /// The first subscribe reply that was not a 200 event stream, quoted
     /// (`200 OK, content type text/plain: "ok"`).
@@ -206,6 +209,9 @@ pub struct FanoutReport {
     pub rate_search_server_cpu_s_per_million_deliveries: Option<f64>,
     /// Every search phase.
     pub rate_search_phases: Vec<SearchPhase>,
+    /// The overload phase (`--overload`), when it ran: a closed-loop burst of publishes and
+    /// how it was delivered.
+    pub overload: Option<OverloadReport>,
 }
 
 /// A finished run: the report and the main phase's latency histogram.

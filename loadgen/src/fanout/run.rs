@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::figures::Measurements;
+use super::overload::run_overload;
 use super::phase::Rig;
 use super::rate_search::{SearchOutcome, run_rate_search};
 use super::report::FanoutRun;
@@ -108,6 +109,21 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         SearchOutcome::default()
     };
 
+    // The overload burst last: it may leave the server with a backlog. Not after a main phase
+    // in which every publish failed: a server that took none would only be hammered.
+    let first_overload_seq = settings.events + search.phases.iter().map(|p| p.events).sum::<u64>();
+    let overload = match settings.overload {
+        Some(duration) if !nobody && publish_out.published > 0 => Some(run_overload(
+            &mut rig,
+            &probe,
+            settings,
+            duration,
+            first_overload_seq,
+            &mut errors,
+        )?),
+        _ => None,
+    };
+
     let usage_cpu = rig.shutdown()?;
     let loadgen_cpu_s = sysinfo::self_cpu_seconds() - cpu_start + usage_cpu;
     for (k, v) in main.errors.iter().chain(publish_out.errors.iter()) {
@@ -132,6 +148,7 @@ pub fn run_fanout(settings: &FanoutSettings) -> Result<FanoutRun> {
         loadgen_cpu_s,
         errors,
         search,
+        overload,
     };
     let run = FanoutRun::from_measurements(settings, measured);
     if run.report.server_rss_unreliable {

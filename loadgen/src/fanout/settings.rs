@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::subscriber::unix_now_ns;
 use crate::url::HttpUrl;
 
+/// Most publishes in flight in the overload phase (each is a thread and a connection).
+pub const MAX_OVERLOAD_IN_FLIGHT: usize = 64;
+
 /// Everything a fanout run is configured by.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutSettings {
@@ -74,6 +77,16 @@ pub struct FanoutSettings {
     pub max_rate: f64,
     /// Most search phases.
     pub max_search_phases: usize,
+    /// After the main phase and the rate search, publish back to back for this long (a
+    /// closed loop: each publishing connection sends its next event when the last is
+    /// answered), then measure the delivery of that burst. `None`: no overload phase.
+    #[serde(with = "opt_secs")]
+    pub overload: Option<Duration>,
+    /// Publishes in flight during the overload phase (one publishing connection each).
+    pub overload_in_flight: usize,
+    /// After the overload burst, wait this long (at most) for the deliveries still owed.
+    #[serde(with = "secs")]
+    pub overload_drain: Duration,
     /// Name of the server under test.
     pub label: String,
     /// Name of the scenario; default `"<payload>B@<rate>/s"`.
@@ -92,6 +105,19 @@ mod secs {
     /// Writes `d` as seconds.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Optional durations as seconds, or null.
+mod opt_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    /// Writes `d` as seconds, or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
     }
 }
 
@@ -124,6 +150,9 @@ impl Default for FanoutSettings {
             max_p99: Duration::from_secs(1),
             max_rate: 100_000.0,
             max_search_phases: 16,
+            overload: None,
+            overload_in_flight: 1,
+            overload_drain: Duration::from_secs(30),
             label: "server".into(),
             scenario: None,
             quiet: true,
@@ -226,6 +255,14 @@ pub(super) fn validate(s: &FanoutSettings) -> Result<()> {
     }
     if s.rate_search && s.search_events == 0 {
         return bad("--search-events must be at least 1");
+    }
+    if s.overload.is_some_and(|d| d.is_zero()) {
+        return bad("--overload must be longer than 0 (leave it out for no overload phase)");
+    }
+    if !(1..=MAX_OVERLOAD_IN_FLIGHT).contains(&s.overload_in_flight) {
+        return Err(Error::Config(format!(
+            "--overload-in-flight must be from 1 to {MAX_OVERLOAD_IN_FLIGHT}"
+        )));
     }
     // Loss tracking keeps one bit per event and connection; bound it to 1 GiB.
     let events = s

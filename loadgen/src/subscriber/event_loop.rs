@@ -332,6 +332,10 @@ impl SubscriberLoop {
                 self.rec.start_phase(&mut self.conns, first_seq, count);
                 let _ = ack.send(());
             }
+            Command::EndPublishing { count, unowed, ack } => {
+                self.rec.end_publishing(&mut self.conns, count, unowed);
+                let _ = ack.send(());
+            }
             Command::EndPhase { reply } => {
                 let report = self.rec.end_phase(&mut self.conns);
                 let _ = reply.send(report);

@@ -150,6 +150,16 @@ pub enum Command {
         /// Answered once the thread tracks the phase.
         ack: Sender<()>,
     },
+    /// Publishing of the phase ended after `count` events, of which those at the indices
+    /// `unowed` are not owed (see `Recorder::end_publishing`): nobody waits for the rest.
+    EndPublishing {
+        /// Events published (numbered from the phase's first).
+        count: usize,
+        /// Indices of the events not owed, sorted.
+        unowed: Vec<u64>,
+        /// Answered once the thread took it in.
+        ack: Sender<()>,
+    },
     /// Stop the phase: whatever has not arrived is lost. Answers with the thread's report.
     EndPhase {
         /// Where the report goes.

@@ -142,3 +142,42 @@ fn environment_twins_configure_a_run() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--overload`, `--overload-in-flight` and `--overload-drain` reach the settings (off by
+/// default), and `scale --overload-steps` takes a step list.
+#[test]
+fn overload_options_reach_the_settings() {
+    let Command::Fanout(a) = Cli::try_parse_from(["sse-loadgen", "fanout", "--url", "http://a/"])
+        .unwrap()
+        .command
+    else {
+        panic!("fanout");
+    };
+    let s = a.run.settings(1);
+    assert_eq!(s.overload, None);
+    assert_eq!(s.overload_in_flight, 1);
+    let args = [
+        "sse-loadgen",
+        "scale",
+        "--url",
+        "http://a/",
+        "--steps",
+        "1k,15k",
+        "--overload",
+        "5s",
+        "--overload-in-flight",
+        "4",
+        "--overload-drain",
+        "1m",
+        "--overload-steps",
+        "15k",
+    ];
+    let Command::Scale(a) = Cli::try_parse_from(args).unwrap().command else {
+        panic!("{args:?}");
+    };
+    let s = a.run.settings(1);
+    assert_eq!(s.overload, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(s.overload_in_flight, 4);
+    assert_eq!(s.overload_drain, std::time::Duration::from_secs(60));
+    assert_eq!(a.overload_steps.map(|s| s.0), Some(vec![15_000]));
+}

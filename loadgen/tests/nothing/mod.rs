@@ -65,6 +65,7 @@ fn scale_stops_at_a_step_that_measured_nothing() {
         steps: vec![2, 3],
         json: Some(json.clone()),
         settle_timeout: std::time::Duration::from_millis(10),
+        overload_steps: None,
     };
     let mut table = Vec::new();
     let err = sse_loadgen::scale::run_scale(&settings, &mut table).unwrap_err();

@@ -182,6 +182,9 @@ pub enum Mode {
     /// Delivers every event once, each preceded by a demo-style event of another type and an
     /// event of an earlier run.
     WithForeign,
+    /// After this many publishes, refuses every third one with `503` + `Retry-After` (as
+    /// backpressure does) and delivers nothing of it; delivers the others once, in order.
+    RefuseEveryThirdAfter(u64),
 }
 
 /// A tiny SSE broker: `GET /events` subscribes (close-delimited stream), `POST /publish`
@@ -200,6 +203,7 @@ pub fn fake_broker_with_peers(
     let subscribers: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     let published = Arc::new(AtomicU64::new(0));
     let held: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let refusals = AtomicU64::new(0);
     let count = published.clone();
     let server = FakeServer::start(move |stream, req| {
         if req.path == "/metrics" {
@@ -219,6 +223,17 @@ pub fn fake_broker_with_peers(
                 .unwrap()
                 .push(stream.try_clone().unwrap());
             return After::Keep;
+        }
+        if let Mode::RefuseEveryThirdAfter(n) = mode
+            && refusals
+                .fetch_add(1, Ordering::SeqCst)
+                .checked_sub(n)
+                .is_some_and(|k| k % 3 == 2)
+        {
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 8\r\n\r\nbackoff\n",
+            );
+            return After::KeepAlive;
         }
         let seq = count.fetch_add(1, Ordering::SeqCst);
         let frame = [b"data: ".as_slice(), &req.body, b"\n\n"].concat();
