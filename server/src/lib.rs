@@ -15,8 +15,9 @@
 //!   request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
 //! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
-//!   in-process [`LocalBroker`], and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`:
-//!   publish script, feed reader, backfill).
+//!   in-process [`LocalBroker`] (`broker/live_topics`: its live topics, least recently published
+//!   first), and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`: publish script,
+//!   feed reader, backfill).
 //! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
 //! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.

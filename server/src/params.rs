@@ -36,7 +36,10 @@ pub fn publish_error(error: PublishError) -> HttpError {
     match error {
         PublishError::NoTopic => HttpError::bad_request("missing topic"),
         PublishError::Invalid(e) => HttpError::bad_request(e.reason()),
-        PublishError::TooManyTopics => HttpError::new(503, "too many topics"),
+        PublishError::TooManyTopics => HttpError::new(
+            503,
+            "too many live topics (--max-topics); a topic stops counting --topic-ttl after its last publish",
+        ),
         PublishError::Unavailable => HttpError::new(503, "publishing is unavailable"),
         PublishError::Overloaded => HttpError::new(
             503,

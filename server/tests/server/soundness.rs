@@ -56,6 +56,61 @@ fn topics_come_and_go_without_running_out() {
     assert!(metric(&metrics(addr), "sse_topics_expired_total") >= 200.0);
 }
 
+/// `POST /publish?topic=...` on a kept-alive connection; the whole response, whatever its
+/// status.
+fn publish_on(conn: &mut Conn, topic: &str) -> util::Response {
+    conn.send(
+        format!(
+            "POST /publish?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx"
+        )
+        .as_bytes(),
+    );
+    conn.read_response(deadline())
+}
+
+/// A flood of publishes to new topics at `--max-topics` is answered one by one as the limit
+/// says: `200` while an idle topic (past `--topic-ttl`) can be forgotten to make room, `503`
+/// with the reason and `Retry-After` once every topic is live, and live topics keep their
+/// `200`. (Guards the limit's cost too: the broker used to scan every topic under its lock for
+/// each new topic at the limit; the bounded work is shown by `live_topics`' unit tests.)
+#[test]
+fn a_flood_of_new_topics_at_the_limit_is_answered_correctly() {
+    let limit = 300;
+    let ttl = Duration::from_secs(3);
+    let server = TestServer::start(sse_server::Config {
+        max_topics: limit,
+        topic_ttl: ttl,
+        ..util::config()
+    });
+    let mut conn = Conn::connect(server.addr);
+    let refused = |response: &util::Response| {
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(
+            response.text().contains("--max-topics"),
+            "the reason: {}",
+            response.text()
+        );
+        assert_eq!(response.header("retry-after"), Some("5"));
+    };
+    for n in 0..limit {
+        assert_eq!(publish_on(&mut conn, &format!("idle{n}")).status, 200);
+    }
+    refused(&publish_on(&mut conn, "one-too-many"));
+    assert_eq!(publish_on(&mut conn, "idle7").status, 200, "a live topic");
+    thread::sleep(ttl + Duration::from_millis(200));
+    // Every idle topic can go now: each new one takes the place of one of them.
+    for n in 0..limit {
+        let response = publish_on(&mut conn, &format!("flood{n}"));
+        assert_eq!(response.status, 200, "flood{n}: {}", response.text());
+    }
+    // Now every topic is live (published within the TTL): no room, for any new topic.
+    for n in 0..50 {
+        refused(&publish_on(&mut conn, &format!("late{n}")));
+    }
+    assert_eq!(publish_on(&mut conn, "flood0").status, 200, "a live topic");
+    assert_eq!(metric(&metrics(server.addr), "sse_topics"), limit as f64);
+}
+
 /// Retained history over all topics stays within `--history-memory`; replay from a point no
 /// longer retained says so (`Sse-Replay: gap`, and `event: gap` when asked with `gaps=1`).
 /// (Guards against defect 2: no bound over the sum of the topics' histories.)
