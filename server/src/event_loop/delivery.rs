@@ -53,6 +53,7 @@ impl EventLoop {
                 self.passes
                     .schedule(topic, self.topics.tail_offset(topic), now);
             }
+            self.schedule_wanted_rounds();
         }
         for completion in inbox.completions.drain(..) {
             self.complete_publish(completion.ticket, completion.result);
@@ -77,6 +78,9 @@ impl EventLoop {
             // The router allows no more topics than a subscriber may have.
             return false;
         };
+        for (topic, seq) in subscriber.positions() {
+            self.passes.note_join(topic, seq);
+        }
         let State::Exchanging(exchange) = &self.connections[key].state else {
             self.topics.unsubscribe(&subscriber);
             return true;
@@ -194,21 +198,42 @@ impl EventLoop {
         let counters = &mut self.counters;
         let to_close = &mut self.to_close;
         let metrics = &self.router.metrics;
-        self.passes.advance(budget, topics, &mut rounds, |key| {
-            let Some(connection) = connections.get_mut(key) else {
-                return;
-            };
-            if !stays_open(write_stream(connection, topics, counters, now), metrics) {
-                to_close.push(key);
-            }
-        });
+        self.passes
+            .advance(budget, topics, &mut rounds, |key, topic| {
+                let connection = connections.get_mut(key)?;
+                if !stays_open(write_stream(connection, topics, counters, now), metrics) {
+                    to_close.push(key);
+                    return None;
+                }
+                match &connection.state {
+                    State::Streaming(stream) => stream.subscriber.next_seq_in(topic),
+                    _ => None,
+                }
+            });
         self.close_pending();
         // Every subscriber has been visited (and checked for lag) since these rounds began.
         for round in rounds.drain(..) {
-            self.topics.trim(round.topic, round.tail);
+            self.topics.trim(round.topic, round.tail, round.owed_from);
         }
         self.rounds_done = rounds;
+        self.schedule_wanted_rounds();
         !self.passes.is_empty()
+    }
+
+    /// Schedules a round over each topic the memory budget found all owed, so the next round's
+    /// end says what its subscribers still need (see `fanout/memory.rs`).
+    fn schedule_wanted_rounds(&mut self) {
+        let mut wanted = std::mem::take(&mut self.touched);
+        wanted.clear();
+        self.topics.take_rounds_wanted(&mut wanted);
+        if !wanted.is_empty() {
+            let now = Instant::now();
+            for &topic in &wanted {
+                self.passes
+                    .schedule(topic, self.topics.tail_offset(topic), now);
+            }
+        }
+        self.touched = wanted;
     }
 
     /// Writes a heartbeat comment to every stream idle for `heartbeat_ms` with nothing pending.

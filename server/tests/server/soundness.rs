@@ -4,6 +4,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -157,6 +159,67 @@ fn history_memory_is_bounded_and_gaps_are_told() {
     let stream = SseStream::open(addr, "/events?topic=busy0", &header);
     assert_eq!(stream.head.header("sse-replay"), Some("complete"));
     assert!(metric(&metrics(addr), "sse_replay_gaps_total") >= 2.0);
+}
+
+/// Readers that keep up are never cut off by the history memory budget, however hard other
+/// topics press on it while a long pass is under way: eviction takes only events every reader
+/// has been written, and retained memory is back within the budget once they have been.
+/// (Guards against eviction by recency alone: the least recently published topic lost events
+/// its pass had not reached yet, and its readers were cut off as slow for pressure they did not
+/// cause.)
+#[test]
+fn readers_that_keep_up_are_never_cut_by_eviction() {
+    let budget = 64 * 1024;
+    let server = TestServer::start(sse_server::Config {
+        threads: 1,
+        history_memory: budget,
+        ..util::config()
+    });
+    let addr = server.addr;
+    let readers: Vec<TcpStream> = (0..1500).map(|_| raw_subscriber(addr, "watched")).collect();
+    let events = 40;
+    let reading = thread::spawn(move || read_everything(readers, events, 0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pressing: Vec<_> = (0..2)
+        .map(|thread| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut publisher = Publisher::new(addr);
+                let mut published = 0;
+                while !stop.load(Ordering::Relaxed) && published < 20_000 {
+                    let topic = format!("press{thread}-{}", published % 50);
+                    publisher.publish(&topic, &[b'p'; 8 * 1024]);
+                    published += 1;
+                }
+                published
+            })
+        })
+        .collect();
+    let mut publisher = Publisher::new(addr);
+    for _ in 0..events {
+        publisher.publish("watched", &[b'w'; 1000]);
+    }
+    let complete = reading.join().expect("readers");
+    stop.store(true, Ordering::Relaxed);
+    let pressed: usize = pressing
+        .into_iter()
+        .map(|t| t.join().expect("presser"))
+        .sum();
+    assert_eq!(complete, 1500, "every reader got every event");
+    let samples = metrics(addr);
+    assert_eq!(metric(&samples, "sse_slow_consumer_disconnects_total"), 0.0);
+    assert!(
+        metric(&samples, "sse_history_evicted_events_total") > 0.0,
+        "no pressure: {pressed} publishes evicted nothing"
+    );
+    let within = wait_until(TIMEOUT, || {
+        metric(&metrics(addr), "sse_history_retained_bytes") <= budget as f64
+    });
+    assert!(
+        within,
+        "retained {:?}",
+        metrics(addr).get("sse_history_retained_bytes")
+    );
 }
 
 /// A subscriber that never reads is disconnected once it is `--max-pending` behind with a full
