@@ -23,6 +23,7 @@
 //! - [`event`]: event ids and the one-time wire encoding of an event.
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
+//! - [`fd_sampler`]: the open-descriptor figure, counted by a thread of its own, never a loop.
 //! - [`log`]: rate-limited warnings on stderr.
 //! - [`console`]: the console page at `/`, and the live figures it shows (topic `$stats`).
 //! - [`demo`]: the time source on topic `time`.
@@ -41,6 +42,7 @@ pub mod demo;
 pub mod event;
 pub mod event_loop;
 pub mod fanout;
+pub mod fd_sampler;
 pub mod feed;
 pub mod http;
 pub mod log;

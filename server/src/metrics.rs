@@ -47,6 +47,9 @@ pub struct Metrics {
     pub backpressure_waits: AtomicU64,
     /// The history memory budget (`--history-memory`), shown beside what is retained.
     pub history_memory_budget: AtomicU64,
+    /// Open file descriptors of the process, as last sampled by the
+    /// [`FdSampler`](crate::fd_sampler::FdSampler) (never counted on a loop thread).
+    pub open_fds: AtomicU64,
     /// When the server started, in microseconds since the Unix epoch.
     pub start_time_micros: AtomicU64,
     /// Set while the backplane (`--redis`) cannot be reached; never set without one.
@@ -250,8 +253,8 @@ impl Metrics {
         metric(
             "process_open_fds",
             "gauge",
-            "Number of open file descriptors.",
-            sys::open_fds(),
+            "Number of open file descriptors (sampled once a second off the event loops).",
+            self.open_fds.load(Relaxed),
         );
         let _ = write!(
             out,

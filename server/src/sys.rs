@@ -122,13 +122,20 @@ pub fn resident_memory_bytes() -> u64 {
 }
 
 /// Number of open file descriptors of this process. Linux 6.2 and later give the count as the
-/// size of /proc/self/fd in one `stat`, whatever the number of descriptors; older kernels say 0
-/// there, and the directory is walked instead (a cost that grows with the descriptors).
+/// size of /proc/self/fd in one `stat`; older kernels say 0 there, and the directory is walked
+/// instead (a cost that grows with the descriptors: call it off the event loops, as
+/// [`FdSampler`](crate::fd_sampler::FdSampler) does).
 pub fn open_fds() -> u64 {
     match std::fs::metadata("/proc/self/fd") {
         Ok(meta) if meta.len() > 0 => meta.len(),
-        _ => std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64),
+        _ => open_fds_by_walk(),
     }
+}
+
+/// Number of open file descriptors of this process, counted by walking /proc/self/fd (the
+/// walk's own descriptor is not counted).
+pub fn open_fds_by_walk() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count().saturating_sub(1) as u64)
 }
 
 /// CPU time (user plus system) this process has used, in seconds.

@@ -407,6 +407,36 @@ fn lingering_sockets_count_against_the_limit() {
     stream.read_preamble(deadline());
 }
 
+/// `process_open_fds` is still there and true to the kernel's count, now that a thread of
+/// its own samples it (a scrape never walks `/proc/self/fd` on a loop): it follows 200 streams
+/// opening and closing. (Guards against defect 10: the walk ran on the loop answering
+/// `/metrics`.)
+#[test]
+fn open_descriptors_are_reported_without_a_walk_on_the_loops() {
+    let server = ServerProcess::spawn(&[]);
+    let addr = server.addr;
+    let close_to = |kernel: usize| {
+        let reported = metric(&metrics(addr), "process_open_fds") as usize;
+        // The scrape's own connection may or may not be in either figure.
+        reported.abs_diff(kernel) <= 2
+    };
+    assert!(wait_until(TIMEOUT, || close_to(server.open_fds())));
+    let idle = server.open_fds();
+    let streams: Vec<SseStream> = (0..200)
+        .map(|_| SseStream::subscribe(addr, &["fds"]))
+        .collect();
+    assert!(wait_until(TIMEOUT, || server.open_fds() >= idle + 200));
+    assert!(
+        wait_until(TIMEOUT, || close_to(server.open_fds())),
+        "reported {} with {} open",
+        metric(&metrics(addr), "process_open_fds"),
+        server.open_fds()
+    );
+    drop(streams);
+    assert!(wait_until(TIMEOUT, || server.open_fds() <= idle));
+    assert!(wait_until(TIMEOUT, || close_to(idle)));
+}
+
 /// With the process out of file descriptors, every connection still gets an answer (a stream,
 /// or `503` with `Retry-After`) instead of waiting in the backlog, and service is normal once
 /// connections close; the repeated failure is logged once, not once a tick. (Guards against
