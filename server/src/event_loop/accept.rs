@@ -42,7 +42,7 @@ pub fn keep_reserve_descriptor() {
 const LINGERING_REFUSALS: u64 = 64;
 
 /// Written to connections over `--max-connections`.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver is at its connection limit\n";
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 34\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver is at its connection limit\n";
 
 impl EventLoop {
     /// Accepts until the backlog is empty (or the process is out of descriptors and its

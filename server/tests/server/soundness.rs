@@ -421,20 +421,31 @@ fn open_descriptors_are_reported_without_a_walk_on_the_loops() {
         reported.abs_diff(kernel) <= 2
     };
     assert!(wait_until(TIMEOUT, || close_to(server.open_fds())));
-    let idle = server.open_fds();
+    assert!(
+        server.open_fds() < 100,
+        "an idle server holds a few descriptors"
+    );
     let streams: Vec<SseStream> = (0..200)
         .map(|_| SseStream::subscribe(addr, &["fds"]))
         .collect();
-    assert!(wait_until(TIMEOUT, || server.open_fds() >= idle + 200));
+    let follows = wait_until(TIMEOUT, || {
+        metric(&metrics(addr), "process_open_fds") >= 200.0 && close_to(server.open_fds())
+    });
     assert!(
-        wait_until(TIMEOUT, || close_to(server.open_fds())),
+        follows,
         "reported {} with {} open",
         metric(&metrics(addr), "process_open_fds"),
         server.open_fds()
     );
     drop(streams);
-    assert!(wait_until(TIMEOUT, || server.open_fds() <= idle));
-    assert!(wait_until(TIMEOUT, || close_to(idle)));
+    let back = wait_until(TIMEOUT, || {
+        metric(&metrics(addr), "process_open_fds") < 100.0 && close_to(server.open_fds())
+    });
+    assert!(
+        back,
+        "reported {}",
+        metric(&metrics(addr), "process_open_fds")
+    );
 }
 
 /// With the process out of file descriptors, every connection still gets an answer (a stream,
@@ -484,16 +495,95 @@ fn out_of_descriptors_every_client_gets_an_answer() {
     assert!((1..=3).contains(&warnings), "{warnings} warnings:\n{log}");
 }
 
+/// Bad requests of every kind the battery sends, each with the exact status it must get.
+const BAD_SHAPES: [(&str, &[u8], u16); 7] = [
+    ("garbage", b"GARBAGE\r\n\r\n", 400),
+    (
+        "Content-Length and Transfer-Encoding",
+        b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "two Content-Lengths",
+        b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+        400,
+    ),
+    (
+        "Transfer-Encoding not chunked",
+        b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+    ),
+    (
+        "obs-fold",
+        b"GET /events HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n",
+        400,
+    ),
+    (
+        "bare LF in the head",
+        b"GET /events HTTP/1.1\nHost: localhost\n\n",
+        400,
+    ),
+    (
+        "bare LF after a chunk size",
+        b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        400,
+    ),
+];
+
+/// What the battery's abuse thread saw.
+#[derive(Debug, Default)]
+struct AbuseOutcome {
+    /// Flood connections that got a stream.
+    admitted: usize,
+    /// Flood connections that got the `503` (with `Retry-After` and the reason, exactly).
+    over_capacity: usize,
+    /// Bad requests refused with their exact status.
+    refused: usize,
+}
+
+/// Opens `count` connections asking for a stream, holding each, and checks every answer: a
+/// stream, or `503` + `Retry-After` with its whole reason (its `Content-Length` right).
+fn flood_connections(addr: SocketAddr, count: usize, outcome: &mut AbuseOutcome) {
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut conn = Conn::connect(addr);
+        conn.send(b"GET /events?topic=flood HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let response = conn.read_head(deadline());
+        match response.status {
+            200 => outcome.admitted += 1,
+            503 => {
+                assert_eq!(response.header("retry-after"), Some("5"));
+                let length: usize = response.header("content-length").unwrap().parse().unwrap();
+                assert_eq!(
+                    conn.take(length, deadline()),
+                    b"server is at its connection limit\n"
+                );
+                assert!(
+                    conn.wait_closed(deadline()),
+                    "a refused connection stays open"
+                );
+                outcome.over_capacity += 1;
+            }
+            other => panic!("a flood connection got {other}"),
+        }
+        held.push(conn);
+    }
+}
+
 /// The abuse battery at once: 2,000 slowloris connections (heads and bodies trickled a byte at
-/// a time), oversized and malformed heads, smuggling shapes, a flood of publishes to new
-/// topics and connections past the limit, while one good subscriber receives every event in
-/// order. The slow ones get `408` at `--header-timeout`; nothing the good subscriber is owed
-/// is lost.
+/// a time); a flood of connections past `--max-connections` (set just above the slowloris
+/// ones); oversized and malformed heads and smuggling shapes (bare LF in a head and after a
+/// chunk size among them), each with its exact status; a flood of publishes to new topics.
+/// Throughout, one good subscriber receives every event, in order, as it is published. The
+/// slow ones get `408` at `--header-timeout`; nothing the good subscriber is owed is lost.
 #[test]
 fn a_good_subscriber_is_served_through_the_abuse_battery() {
+    const SLOW: usize = 2000;
+    const FLOOD: usize = 2500;
+    let max_connections = SLOW + 100;
     let server = TestServer::start(sse_server::Config {
         header_timeout: Duration::from_secs(2),
-        max_connections: Some(3000),
+        max_connections: Some(max_connections),
         max_topics: 1_000_000,
         ..util::config()
     });
@@ -503,7 +593,7 @@ fn a_good_subscriber_is_served_through_the_abuse_battery() {
 
     // 2,000 slowloris clients: half trickle a head, half a body, one byte per round.
     let mut slow: Vec<TcpStream> = Vec::new();
-    for n in 0..2000 {
+    for n in 0..SLOW {
         let mut socket = TcpStream::connect(addr).unwrap();
         let start: &[u8] = if n % 2 == 0 {
             b"GET /events?topic=slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
@@ -513,55 +603,63 @@ fn a_good_subscriber_is_served_through_the_abuse_battery() {
         socket.write_all(start).unwrap();
         slow.push(socket);
     }
+    // The publisher's connection is open before the flood fills the server.
+    let mut publisher = Publisher::new(addr);
+    let mut ids = vec![publisher.publish("good", b"event 0")];
+    assert_eq!(good.next_event().id, ids.last().copied());
     let abuse = thread::spawn(move || {
-        let shapes: [&[u8]; 6] = [
-            b"GARBAGE\r\n\r\n",
-            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
-            b"POST /publish?topic=x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
-            b"GET /events HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n",
-            b"GET /events HTTP/1.1\nHost: localhost\n\n",
-        ];
-        let mut refused = 0;
+        let mut outcome = AbuseOutcome::default();
+        // Past the limit whatever the slowloris clients still hold: every connection answered.
+        flood_connections(addr, FLOOD, &mut outcome);
+        assert!(
+            wait_until(TIMEOUT, || util::get(addr, "/healthz").status == 200),
+            "no room again after the flood closed"
+        );
         for round in 0..300 {
-            let shape = shapes[round % shapes.len()];
+            let (what, shape, status) = BAD_SHAPES[round % BAD_SHAPES.len()];
             let mut conn = Conn::connect(addr);
-            if conn.try_send(shape).is_ok()
-                && (400..500).contains(&conn.read_head(deadline()).status)
-            {
-                refused += 1;
+            if conn.try_send(shape).is_ok() {
+                let got = conn.read_head(deadline()).status;
+                assert_eq!(got, status, "{what}");
+                outcome.refused += 1;
             }
             let mut big = b"GET /events HTTP/1.1\r\nHost: localhost\r\nX-Big: ".to_vec();
             big.resize(big.len() + 9000, b'b');
             big.extend_from_slice(b"\r\n\r\n");
             let mut conn = Conn::connect(addr);
             if conn.try_send(&big).is_ok() && conn.read_head(deadline()).status == 431 {
-                refused += 1;
+                outcome.refused += 1;
             }
             assert_eq!(publish_status(addr, &format!("flood-{round}")), 200);
         }
-        refused
+        outcome
     });
-    let mut publisher = Publisher::new(addr);
-    let mut ids = Vec::new();
-    for n in 0..100 {
+    // Publish and receive all along, until the abuse is over.
+    let mut trickled = Instant::now();
+    while (!abuse.is_finished() || ids.len() < 100) && ids.len() < 10_000 {
+        let n = ids.len();
         ids.push(publisher.publish("good", format!("event {n}").as_bytes()));
-        // Keep the slowloris clients trickling, a byte each per round.
-        if n % 10 == 0 {
+        let event = good.next_event();
+        assert_eq!(
+            event.id,
+            ids.last().copied(),
+            "event {n} of the good subscriber"
+        );
+        if trickled.elapsed() >= Duration::from_millis(200) {
+            // Keep the slowloris clients trickling, a byte each per round.
             for socket in &mut slow {
                 let _ = socket.write(b"a");
             }
+            trickled = Instant::now();
         }
+        thread::sleep(Duration::from_millis(2));
     }
-    let received: Vec<u64> = (0..100).map(|_| good.next_event().id.unwrap()).collect();
-    assert_eq!(
-        received, ids,
-        "the good subscriber got every event, in order"
-    );
-    assert_eq!(
-        abuse.join().expect("abuse thread"),
-        600,
-        "every bad request was refused"
+    let outcome = abuse.join().expect("abuse thread");
+    assert_eq!(outcome.refused, 600, "every bad request was refused");
+    assert_eq!(outcome.admitted + outcome.over_capacity, FLOOD);
+    assert!(
+        outcome.over_capacity >= FLOOD - max_connections,
+        "the limit did not hold: {outcome:?}"
     );
     // The slow ones are answered 408 (or closed) once --header-timeout has passed.
     let mut timed_out = 0;
