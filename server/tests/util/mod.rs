@@ -644,6 +644,14 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
+/// Status of a raw `POST /publish?topic=...` on a new connection.
+pub fn publish_status(addr: SocketAddr, topic: &str) -> u16 {
+    let raw = format!(
+        "POST /publish?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    );
+    request(addr, raw.as_bytes()).status
+}
+
 /// Publishes `data` on `topics` (optional event type) with a form body; returns the id.
 pub fn publish_event(addr: SocketAddr, topics: &[&str], event: Option<&str>, data: &str) -> u64 {
     let mut fields: Vec<(&str, &str)> = topics.iter().map(|topic| ("topic", *topic)).collect();
