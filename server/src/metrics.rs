@@ -43,7 +43,8 @@ pub struct Metrics {
     pub token_expiry_closes: AtomicU64,
     /// Replays that could not deliver every event after the client's id (told as a gap).
     pub replay_gaps: AtomicU64,
-    /// Times publishing had to wait for the fan-out backlog to come down.
+    /// Publishes that had to wait for the fan-out backlog to come down (each one counted,
+    /// whether it was then published or refused).
     pub backpressure_waits: AtomicU64,
     /// The history memory budget (`--history-memory`), shown beside what is retained.
     pub history_memory_budget: AtomicU64,
@@ -241,7 +242,7 @@ impl Metrics {
         metric(
             "sse_publish_backpressure_waits_total",
             "counter",
-            "Publishes that waited because the fan-out backlog was over --max-backlog.",
+            "Publishes that waited because the fan-out backlog was over --max-backlog (each one, whether then published or refused with 503).",
             self.backpressure_waits.load(Relaxed),
         );
         metric(

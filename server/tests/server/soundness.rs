@@ -9,6 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sse_server::event_loop::{EventLoop, FEED};
+use sse_server::feed::{Feeds, LoopFeed};
+use sse_server::metrics::Metrics;
+use sse_server::routes::Router;
+use sse_server::{Broker, LocalBroker};
+
 use crate::util::{
     self, Conn, Publisher, SseStream, TIMEOUT, TestServer, deadline, metric, metrics,
     publish_status, raw_subscriber, wait_until,
@@ -215,22 +221,27 @@ fn readers_that_keep_up_are_never_cut_by_eviction() {
 }
 
 /// A subscriber that never reads is disconnected once it is `--max-pending` behind with a full
-/// socket, however large the history is, while a reading subscriber gets everything. (Guards
-/// against defect 3: a stuck subscriber was cut only outside the whole history window.)
+/// socket, however large the history is, while a reading subscriber gets everything: what was
+/// published before the cut is more than `--max-pending` and at most a few times
+/// `--max-pending` plus `--send-buffer` (the client's receive buffer is kept small, so what
+/// the kernel holds is about the send buffer). (Guards against defect 3: a stuck subscriber
+/// was cut only outside the whole history window, here after 100,000 events, and its kernel
+/// buffer grew to `tcp_wmem`'s maximum.)
 #[test]
 fn a_stuck_subscriber_is_cut_at_max_pending_whatever_the_history() {
+    let max_pending = 64 * 1024;
+    let send_buffer = 16 * 1024;
     let server = TestServer::start(sse_server::Config {
         history: 100_000,
         history_bytes: 1 << 30,
-        max_pending: 64 * 1024,
-        send_buffer: 16 * 1024,
+        max_pending,
+        send_buffer,
         ..util::config()
     });
     let addr = server.addr;
-    let mut stuck = Conn::connect(addr);
+    let mut stuck = Conn::connect_with_receive_buffer(addr, 4096);
     stuck.send(b"GET /events?topic=lag HTTP/1.1\r\nHost: test\r\n\r\n");
     let _head = stuck.read_head(deadline());
-    // Keep the client's receive buffer small too, so the server's send buffer fills.
     let mut reader = SseStream::subscribe(addr, &["lag"]);
     reader.read_preamble(deadline());
     let mut publisher = Publisher::new(addr);
@@ -245,14 +256,20 @@ fn a_stuck_subscriber_is_cut_at_max_pending_whatever_the_history() {
             break;
         }
     }
+    let published = ids.len() as u64 * data.len() as u64;
     assert!(
         cut,
         "the stuck subscriber was never disconnected after {} KiB",
-        ids.len() * 4
+        published / 1024
     );
     assert!(
-        ids.len() * 4096 < 8 << 20,
-        "cut only after {} events: the lag limit is 64 KiB",
+        published > max_pending,
+        "cut after {published} bytes, before it was --max-pending behind"
+    );
+    let bound = 3 * (max_pending + send_buffer);
+    assert!(
+        published <= bound,
+        "cut only after {published} bytes ({} events): more than 3 x (max-pending + send-buffer) = {bound}",
         ids.len()
     );
     assert!(stuck.wait_closed(deadline()), "the stuck stream is closed");
@@ -347,5 +364,136 @@ fn publishes_wait_while_the_fanout_is_behind() {
     assert!(
         metric(&samples, "sse_publish_backpressure_waits_total") >= 1.0,
         "no publish waited: {samples:?}"
+    );
+}
+
+/// A real event loop beside a second loop that runs nothing: a test double of a loop that is
+/// behind, whose backlog the test sets. Stopped and joined when dropped.
+struct LoopBesideAStalledOne {
+    addr: std::net::SocketAddr,
+    stalled: Arc<LoopFeed>,
+    /// The stalled loop's poll: its waker must stay registered somewhere.
+    _stalled_poll: mio::Poll,
+    feeds: Feeds,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl LoopBesideAStalledOne {
+    fn start(config: sse_server::Config) -> LoopBesideAStalledOne {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let waker = mio::Waker::new(poll.registry(), FEED).unwrap();
+        let feed = Arc::new(LoopFeed::new(waker));
+        let stalled_poll = mio::Poll::new().unwrap();
+        let stalled = Arc::new(LoopFeed::new(
+            mio::Waker::new(stalled_poll.registry(), FEED).unwrap(),
+        ));
+        let feeds = Feeds::new(vec![feed.clone(), stalled.clone()]);
+        let metrics = Arc::new(Metrics::default());
+        let broker: Arc<dyn Broker> =
+            Arc::new(LocalBroker::new(config.max_topics, config.topic_ttl));
+        broker.attach(feeds.clone(), metrics.clone());
+        let router = Arc::new(Router::new(config, metrics, feeds.clone()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let event_loop = EventLoop::new(
+            poll,
+            mio::net::TcpListener::from_std(listener),
+            feed,
+            feeds.clone(),
+            router,
+            broker,
+            1000,
+            stop.clone(),
+        )
+        .unwrap();
+        let thread = thread::spawn(move || event_loop.run());
+        LoopBesideAStalledOne {
+            addr,
+            stalled,
+            _stalled_poll: stalled_poll,
+            feeds,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoopBesideAStalledOne {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.feeds.wake_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends `POST /publish?topic=TOPIC` on a new connection, without waiting for the answer.
+fn send_publish(addr: std::net::SocketAddr, topic: &str) -> Conn {
+    let mut conn = Conn::connect(addr);
+    conn.send(
+        format!(
+            "POST /publish?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx"
+        )
+        .as_bytes(),
+    );
+    conn
+}
+
+/// While some loop is behind (`--max-backlog`), a publish waits; one that waits longer than
+/// `--header-timeout` gets `503` with `Retry-After` and the reason, and is never published;
+/// one still waiting when the backlog comes down is published. Every publish that waited is
+/// counted in `sse_publish_backpressure_waits_total`. (Guards against defect 9's fix being
+/// half there: refusals never tested, and only the first publish of a wave counted.)
+#[test]
+fn publishes_parked_too_long_get_503_with_retry_after() {
+    let server = LoopBesideAStalledOne::start(sse_server::Config {
+        max_backlog: Duration::from_millis(10),
+        header_timeout: Duration::from_secs(1),
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut stream = SseStream::subscribe(addr, &["parked"]);
+    stream.read_preamble(deadline());
+    server.stalled.stats.set_backlog(Duration::from_secs(10));
+    // Three publishes wait together; each is refused once it has waited too long.
+    let mut waiting: Vec<Conn> = (0..3).map(|_| send_publish(addr, "parked")).collect();
+    for conn in &mut waiting {
+        let response = conn.read_response(deadline());
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert_eq!(response.header("retry-after"), Some("5"));
+        assert!(
+            response.text().contains("--max-backlog"),
+            "{}",
+            response.text()
+        );
+    }
+    let samples = metrics(addr);
+    assert_eq!(
+        metric(&samples, "sse_publish_backpressure_waits_total"),
+        3.0
+    );
+    assert_eq!(metric(&samples, "sse_events_published_total"), 0.0);
+    // One waits, then the backlog comes down before its time is up: it is published.
+    let mut released = send_publish(addr, "parked");
+    assert!(
+        released.stays_silent(Duration::from_millis(100)),
+        "answered while behind"
+    );
+    server.stalled.stats.set_backlog(Duration::ZERO);
+    let response = released.read_response(deadline());
+    assert_eq!(response.status, 200, "{}", response.text());
+    let id = util::parse_id(&response);
+    assert_eq!(
+        stream.next_event().id,
+        Some(id),
+        "the refused publishes were never published"
+    );
+    assert_eq!(
+        metric(&metrics(addr), "sse_publish_backpressure_waits_total"),
+        4.0
     );
 }

@@ -387,6 +387,29 @@ impl Conn {
         }
     }
 
+    /// Connects to `addr` with a receive buffer (`SO_RCVBUF`) of `bytes`, set before
+    /// connecting so the window the client offers is that small: a client that never reads then
+    /// holds little of what the server sends, and the server's own buffers fill.
+    pub fn connect_with_receive_buffer(addr: SocketAddr, bytes: usize) -> Conn {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), TIMEOUT)
+            .expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     /// Writes all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send request");
