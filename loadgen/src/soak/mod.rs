@@ -266,12 +266,7 @@ fn judge(
     let trends = trend::trends(samples, warmup_s);
     let counts: BTreeMap<&'static str, u64> = counters.snapshot().into_iter().collect();
     let mut failures = Vec::new();
-    for trend in trends.iter().filter(|t| !t.flat) {
-        failures.push(format!(
-            "{} grew by {:.0} after warm-up (tolerated {:.0})",
-            trend.name, trend.growth, trend.limit
-        ));
-    }
+    failures.extend(trends.iter().filter_map(Trend::failure));
     for (name, what) in [
         ("good_lost", "events lost by good subscribers"),
         ("good_duplicated", "events repeated to good subscribers"),
@@ -333,15 +328,23 @@ pub fn summary_markdown(report: &SoakReport) -> String {
         report.duration_s, report.warmup_s
     ));
     out.push_str(
-        "| series | mean after warm-up | slope /min | fitted growth | tolerated | flat |\n",
+        "| series | mean after warm-up | slope /min | tolerated if steady | quarter medians | steady | fitted growth | tolerated | flat |\n",
     );
-    out.push_str("| --- | ---: | ---: | ---: | ---: | --- |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n");
     for t in &report.trends {
+        let quarters: Vec<String> = t
+            .quarter_medians
+            .iter()
+            .map(|q| format!("{q:.0}"))
+            .collect();
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:.0} | {:.0} | {} |\n",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {} |\n",
             t.name,
             t.mean,
             t.slope_per_s * 60.0,
+            t.rate_limit_per_min,
+            quarters.join(" / "),
+            if t.steady_growth { "yes" } else { "no" },
             t.growth,
             t.limit,
             if t.flat { "yes" } else { "**no**" }
