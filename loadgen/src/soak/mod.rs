@@ -179,18 +179,24 @@ fn sample_until_done(
             thread::sleep(wait);
         }
         next += settings.sample_every;
-        let sample = sample(addr, &shared.host, settings.server_pid, start);
+        let sample = sample(addr, &shared.host, settings.server_pid, start).map(|s| Sample {
+            topics_published: shared.counters.fresh_published.load(Ordering::Relaxed) as f64,
+            publish_failures: shared.counters.publish_failures.load(Ordering::Relaxed) as f64,
+            ..s
+        });
         if let Some(sample) = &sample {
             let line = serde_json::to_string(sample).unwrap_or_default();
             let _ = writeln!(log, "{line}");
             eprintln!(
-                "soak: {:>5.0}s rss={:.1}MiB fds={} sockets={} topics={} loop_topics={} good={} lost={} dup={}",
+                "soak: {:>5.0}s rss={:.1}MiB fds={} sockets={} topics={} loop_topics={} published_topics={} publish_failures={} good={} lost={} dup={}",
                 sample.t_s,
                 sample.rss_bytes / 1048576.0,
                 sample.open_fds,
                 sample.sockets,
                 sample.topics,
                 sample.loop_topics,
+                sample.topics_published,
+                sample.publish_failures,
                 shared.counters.good_events.load(Ordering::Relaxed),
                 shared.counters.good_lost.load(Ordering::Relaxed),
                 shared.counters.good_duplicated.load(Ordering::Relaxed),
@@ -240,6 +246,7 @@ fn sample(addr: SocketAddr, host: &str, pid: Option<u32>, start: Instant) -> Opt
         topics: get("sse_topics"),
         retained_bytes: get("sse_history_retained_bytes"),
         slow_disconnects: get("sse_slow_consumer_disconnects_total"),
+        ..Sample::default()
     })
 }
 

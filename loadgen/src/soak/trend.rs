@@ -27,7 +27,15 @@ pub struct Sample {
     pub retained_bytes: f64,
     /// Slow consumers cut so far (`sse_slow_consumer_disconnects_total`).
     pub slow_disconnects: f64,
+    /// Distinct new topics the soak has published to so far, each answered `200` (the
+    /// `fresh-N` topics): with `--fresh-rate 10000`, a million within minutes.
+    pub topics_published: f64,
+    /// Publishes not answered `200` so far.
+    pub publish_failures: f64,
 }
+
+/// Reads one series' value from a sample.
+pub type Reading = fn(&Sample) -> f64;
 
 /// A series the verdict watches, and what it tolerates after warm-up.
 ///
@@ -45,7 +53,7 @@ pub struct Watched {
     /// Its name in the report.
     pub name: &'static str,
     /// Reads it from a sample.
-    pub get: fn(&Sample) -> f64,
+    pub get: Reading,
     /// Growth over the span always tolerated (noise), in the series' unit.
     pub slack: f64,
     /// Growth over the span tolerated as a share of the series' mean after warm-up.
@@ -242,17 +250,32 @@ pub fn judge(watched: &Watched, points: &[(f64, f64)]) -> Trend {
     }
 }
 
-/// Plots the watched series against time, one panel each, with the warm-up shaded.
+/// The series plotted: the watched ones, then the new topics published so far (so a plot shows
+/// memory staying flat while topics come and go by the million).
+const PLOTTED: [(&str, Reading); WATCHED.len() + 1] = [
+    (WATCHED[0].name, WATCHED[0].get),
+    (WATCHED[1].name, WATCHED[1].get),
+    (WATCHED[2].name, WATCHED[2].get),
+    (WATCHED[3].name, WATCHED[3].get),
+    (WATCHED[4].name, WATCHED[4].get),
+    (
+        "topics_published (new topics so far, each answered 200)",
+        |s| s.topics_published,
+    ),
+];
+
+/// Plots the watched series and the topics published against time, one panel each, with the
+/// warm-up shaded.
 pub fn plot(samples: &[Sample], warmup_s: f64, path: &Path) -> Result<(), String> {
-    let root = SVGBackend::new(path, (900, 900)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 1080)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let panels = root.split_evenly((WATCHED.len(), 1));
+    let panels = root.split_evenly((PLOTTED.len(), 1));
     let end = samples.last().map_or(1.0, |s| s.t_s.max(1.0));
-    for (panel, watched) in panels.iter().zip(WATCHED.iter()) {
-        let values: Vec<(f64, f64)> = samples.iter().map(|s| (s.t_s, (watched.get)(s))).collect();
+    for (panel, (name, get)) in panels.iter().zip(PLOTTED.iter()) {
+        let values: Vec<(f64, f64)> = samples.iter().map(|s| (s.t_s, get(s))).collect();
         let top = values.iter().map(|v| v.1).fold(1.0, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(panel)
-            .caption(watched.name, ("sans-serif", 16))
+            .caption(*name, ("sans-serif", 16))
             .margin(6)
             .x_label_area_size(22)
             .y_label_area_size(70)
