@@ -63,6 +63,15 @@ pub fn set_send_buffer(socket: &impl AsRawFd, bytes: u64) -> io::Result<()> {
     set_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes)
 }
 
+/// Makes closing the socket reset the connection (`SO_LINGER` with a zero timeout): the kernel
+/// drops what is queued to send at once. Closed normally, a socket whose peer stopped reading
+/// stays behind as an orphan holding its whole send queue until the peer closes or the kernel
+/// gives up probing its zero window (minutes), which for thousands of stuck subscribers is
+/// gigabytes of kernel memory.
+pub fn reset_on_close(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO))
+}
+
 /// A listening socket on `addr` with a 4096-connection backlog (std's default is small for a
 /// connection storm), `SO_REUSEADDR` as std sets it, and with `reuse_port` also `SO_REUSEPORT`,
 /// so several processes may listen on one address and the kernel spreads connections over them.

@@ -289,7 +289,7 @@ fn write_stream(
     // Checked before writing: a cursor may point at an event already dropped from the log, and
     // nothing may be written from such a cursor.
     if stream.subscriber.has_lost_events(topics) {
-        return StreamHealth::Lagging;
+        return cut_off(connection);
     }
     if !stream.blocked {
         let socket = &mut connection.socket;
@@ -311,7 +311,14 @@ fn write_stream(
     // Lag counts only while the socket is full: a subscriber whose kernel buffer still takes
     // bytes is not slow, however much a burst left it to write.
     if stream.subscriber.is_lagging(topics, stream.blocked) {
-        return StreamHealth::Lagging;
+        return cut_off(connection);
     }
     StreamHealth::Open
+}
+
+/// A lagging stream is closed with a reset, so the kernel frees what its send queue holds at
+/// once (a stuck client would otherwise leave it pinned in an orphaned socket for minutes).
+fn cut_off(connection: &Connection) -> StreamHealth {
+    let _ = sys::reset_on_close(&connection.socket);
+    StreamHealth::Lagging
 }

@@ -273,6 +273,30 @@ fn a_stuck_subscriber_is_cut_at_max_pending_whatever_the_history() {
         ids.len()
     );
     assert!(stuck.wait_closed(deadline()), "the stuck stream is closed");
+    // Reset, not closed politely: the server's end is gone at once, instead of lingering as an
+    // orphan that keeps the whole send queue pinned in the kernel until the client closes.
+    let client = stuck.stream.local_addr().unwrap();
+    assert!(
+        wait_until(TIMEOUT, || !kernel_has_connection(addr, client)),
+        "the server's end of the stuck stream is still in /proc/net/tcp"
+    );
+}
+
+/// Whether the kernel still has a TCP socket from `local` to `remote` (IPv4, by port: every
+/// test address is 127.0.0.1), in any state, orphans included (`/proc/net/tcp`).
+fn kernel_has_connection(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |field: &str| {
+        field
+            .rsplit_once(':')
+            .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
+    };
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.len() > 2
+            && port(fields[1]) == Some(local.port())
+            && port(fields[2]) == Some(remote.port())
+    })
 }
 
 /// Many readers that keep up are never cut off as slow while bursts arrive during long passes,
