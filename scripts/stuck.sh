@@ -86,6 +86,14 @@ sample_memory() {
 # The largest value of column COLUMN (2: RSS, 3: TCP memory) in a sample file.
 peak() { awk -F'\t' -v c="$2" 'NR > 1 && $c > max { max = $c } END { print max + 0 }' "$1"; }
 
+# With autotuning, each stuck socket may take up to tcp_wmem's maximum: say so when that is past
+# the host's TCP memory limit (the run then shows what the whole host suffers).
+tcp_limit=$(($(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_mem) * 4096))
+wmem_max="$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem)"
+if ((stuck * wmem_max > tcp_limit)); then
+  warn "with --send-buffer 0, $stuck stuck sockets may take up to $((stuck * wmem_max / 1048576)) MiB of kernel memory, past this host's tcp_mem limit of $((tcp_limit / 1048576)) MiB: every TCP socket on the host will be short of memory during that run"
+fi
+
 for send_buffer in 0 64KiB; do
   log "--send-buffer $send_buffer: $stuck stuck subscribers"
   (
