@@ -72,9 +72,10 @@ for entry in "${bins[@]}"; do
   server_extra=("${words[@]:1}")
   [[ -x "$bin" ]] || die "$bin is not an executable"
   log "$label: $bin"
+  server_args=(--listen "127.0.0.1:$port" --threads 2 --demo-interval 0 "${server_extra[@]}")
   (
     ulimit -n "$(ulimit -Hn)"
-    exec "$bin" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0 "${server_extra[@]}"
+    exec "$bin" "${server_args[@]}"
   ) >"$out/$label.server.log" 2>&1 &
   server_pid=$!
   wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "$label did not start"
@@ -83,7 +84,7 @@ for entry in "${bins[@]}"; do
     --overload-drain "$drain" --connect-rate 20k --source-ips 127.0.0.1-127.0.0.4 --label "$label"
     --server-pid "$server_pid" --json "$json" --quiet)
   ((rate_search)) && args+=(--rate-search --search-phase "$phase")
-  echo "$label: sse-server $(quote_command "${server_extra[@]}"); sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
+  echo "$label: $bin $(quote_command "${server_args[@]}"); sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
   "$(target_dir)/release/sse-loadgen" "${args[@]}" >"$out/$label.loadgen.log" 2>&1 || warn "$label: the loadgen failed (see $label.loadgen.log)"
   stop_tree "$server_pid"
   wait_port_free "$port" 30 || true

@@ -17,6 +17,10 @@
 #   --port N         port on 127.0.0.1 (default 18090)
 #   --topic-ttl DUR  the server's --topic-ttl (default 20s; the warm-up is 4x it, at least
 #                    60 s or half the soak, whichever is shorter)
+#   --max-topics N   the server's --max-topics (default 1M). Live topics are about the
+#                    loadgen's --fresh-rate times --topic-ttl (100,000 for --fresh-rate 10000
+#                    with --topic-ttl 10s); the soak checks that every publish answers 200, so
+#                    the limit must be above that
 #   --out DIR        result folder (default bench-results/<date>-<host>-soak)
 #   --suffix S       result folder suffix (default -soak)
 #   --no-build       use the binaries already built
@@ -29,6 +33,7 @@ command_line="./scripts/soak.sh $(quote_command "$@")"
 minutes=10
 port=18090
 ttl=20s
+max_topics=1M
 out=""
 suffix=-soak
 build=1
@@ -40,6 +45,7 @@ while (($#)); do
     --minutes) minutes="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --topic-ttl) ttl="$2"; shift 2 ;;
+    --max-topics) max_topics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -62,7 +68,7 @@ bin="$(target_dir)/release"
 out="${out:-$(result_dir "$suffix")}"
 mkdir -p "$out"
 server_args=(--listen "127.0.0.1:$port" --threads 2 --demo-interval 0 --topic-ttl "$ttl"
-  --max-topics 50000 --heartbeat 5s)
+  --max-topics "$max_topics" --heartbeat 5s)
 port_is_free "$port" || die "port $port is taken"
 (
   ulimit -n "$(ulimit -Hn)"

@@ -2,13 +2,16 @@
 # What stuck subscribers cost: N subscribers that never read while big events are published,
 # beside 1,000 subscribers that read (their latency measured by sse-loadgen fanout), once with
 # the kernel's send-buffer autotuning (--send-buffer 0, the old behaviour) and once with the
-# default --send-buffer. Reports the server's RSS, the kernel's TCP memory, slow-consumer
-# disconnects and the readers' p50/p99, in bench-results/<date>-<host>-stuck/.
+# default --send-buffer. Reports the server's RSS and the kernel's TCP memory (before, the
+# peak while publishing, sampled every 0.2 s, and after), slow-consumer disconnects and the
+# readers' p50/p99, in bench-results/<date>-<host>-stuck/ (memory over time in
+# memory-<send-buffer>.tsv).
 #
-#   ./scripts/stuck.sh [--stuck N] [--no-build]
+#   ./scripts/stuck.sh [--stuck N] [--readers N] [--no-build]
 #
 # Options:
 #   --stuck N        stuck subscribers (default 15000)
+#   --readers N      subscribers that read, measured by sse-loadgen (default 1000)
 #   --port N         port on 127.0.0.1 (default 18095)
 #   --out DIR        result folder (default bench-results/<date>-<host>-stuck)
 #   --no-build       use the binaries already built
@@ -18,12 +21,14 @@ source "$ROOT/scripts/lib/peers.sh"
 
 command_line="./scripts/stuck.sh $(quote_command "$@")"
 stuck=15000
+readers=1000
 port=18095
 out=""
 build=1
 while (($#)); do
   case "$1" in
     --stuck) stuck="$2"; shift 2 ;;
+    --readers) readers="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -32,6 +37,7 @@ while (($#)); do
   esac
 done
 [[ "$stuck" =~ ^[0-9]+$ ]] || die "--stuck takes a whole number"
+[[ "$readers" =~ ^[0-9]+$ && "$readers" -ge 1 ]] || die "--readers takes a whole number (1 or more)"
 record_source
 raise_nofile
 ((build)) && build_workspace
@@ -39,7 +45,7 @@ bin="$(target_dir)/release"
 out="${out:-$(result_dir -stuck)}"
 mkdir -p "$out"
 results="$out/results.tsv"
-printf 'send_buffer\tstuck\tserver_rss_before\tserver_rss_after\ttcp_mem_before\ttcp_mem_after\tslow_disconnects\treader_p50_ms\treader_p99_ms\treader_lost\n' >"$results"
+printf 'send_buffer\tstuck\tserver_rss_before\tserver_rss_peak\tserver_rss_after\ttcp_mem_before\ttcp_mem_peak\ttcp_mem_after\tslow_disconnects\treader_p50_ms\treader_p99_ms\treader_lost\n' >"$results"
 
 # Holds STUCK subscribers that never read until killed (python3: one process, no reads).
 hold_stuck() {
@@ -61,7 +67,32 @@ PY
 }
 
 tcp_mem() { awk '/^TCP:/ { for (i = 1; i <= NF; i++) if ($i == "mem") print $(i + 1) * 4096 }' /proc/net/sockstat; }
-rss() { awk '/VmRSS/ { print $2 * 1024 }' "/proc/$1/status"; }
+rss() { awk '/VmRSS/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Writes "seconds server_rss tcp_mem" to FILE every 0.2 s until killed (SAMPLER_PID).
+sample_memory() {
+  local pid="$1" file="$2"
+  (
+    start="$(date +%s.%N)"
+    printf 'seconds\tserver_rss\ttcp_mem\n'
+    while :; do
+      printf '%s\t%s\t%s\n' "$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')" \
+        "$(rss "$pid")" "$(tcp_mem)"
+      sleep 0.2
+    done
+  ) >"$file" &
+  SAMPLER_PID=$!
+}
+# The largest value of column COLUMN (2: RSS, 3: TCP memory) in a sample file.
+peak() { awk -F'\t' -v c="$2" 'NR > 1 && $c > max { max = $c } END { print max + 0 }' "$1"; }
+
+# With autotuning, each stuck socket may take up to tcp_wmem's maximum: say so when that is past
+# the host's TCP memory limit (the run then shows what the whole host suffers).
+tcp_limit=$(($(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_mem) * 4096))
+wmem_max="$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem)"
+if ((stuck * wmem_max > tcp_limit)); then
+  warn "with --send-buffer 0, $stuck stuck sockets may take up to $((stuck * wmem_max / 1048576)) MiB of kernel memory, past this host's tcp_mem limit of $((tcp_limit / 1048576)) MiB: every TCP socket on the host will be short of memory during that run"
+fi
 
 for send_buffer in 0 64KiB; do
   log "--send-buffer $send_buffer: $stuck stuck subscribers"
@@ -78,20 +109,27 @@ for send_buffer in 0 64KiB; do
   done
   rss_before="$(rss "$server_pid")"
   mem_before="$(tcp_mem)"
-  # 1,000 readers while 60 events of 50 KB are published to the topic the stuck ones hold.
-  "$bin/sse-loadgen" fanout --url "http://127.0.0.1:$port/events?topic=big" --connections 1000 \
+  sample_memory "$server_pid" "$out/memory-$send_buffer.tsv"
+  # The readers while 60 events of 50 KB are published to the topic the stuck ones hold.
+  "$bin/sse-loadgen" fanout --url "http://127.0.0.1:$port/events?topic=big" --connections "$readers" \
     --events 60 --rate 20 --payload 50000 --drain-timeout 20s --server-pid "$server_pid" \
     --json "$out/readers-$send_buffer.jsonl" --quiet >"$out/readers-$send_buffer.txt" 2>&1 || true
   rss_after="$(rss "$server_pid")"
   mem_after="$(tcp_mem)"
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  wait "$SAMPLER_PID" 2>/dev/null || true
+  rss_peak="$(peak "$out/memory-$send_buffer.tsv" 2)"
+  mem_peak="$(peak "$out/memory-$send_buffer.tsv" 3)"
+  ((rss_after > rss_peak)) && rss_peak="$rss_after"
+  ((mem_after > mem_peak)) && mem_peak="$mem_after"
   slow="$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^sse_slow_consumer_disconnects_total / {print $2}')"
   p50=n/a p99=n/a lost=n/a
   if [[ -s "$out/readers-$send_buffer.jsonl" ]]; then
     read -r p50 p99 lost < <(jq -r '[(.latency_p50_us / 1000 | floor), (.latency_p99_us / 1000 | floor), .lost] | @tsv' \
       "$out/readers-$send_buffer.jsonl" | tail -1) || true
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$send_buffer" "$stuck" "$rss_before" "$rss_after" \
-    "$mem_before" "$mem_after" "$slow" "$p50" "$p99" "$lost" >>"$results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$send_buffer" "$stuck" "$rss_before" "$rss_peak" \
+    "$rss_after" "$mem_before" "$mem_peak" "$mem_after" "$slow" "$p50" "$p99" "$lost" >>"$results"
   kill "$STUCK_PID" 2>/dev/null || true
   wait "$STUCK_PID" 2>/dev/null || true
   stop_tree "$server_pid"
@@ -107,12 +145,14 @@ done
   echo "$command_line"
   echo '```'
   echo
-  echo "$stuck subscribers that never read hold topic \`big\` while 1,000 readers (sse-loadgen fanout)"
-  echo "receive 60 events of 50 KB at 20/s on it. Memory is read before and after the publishing."
+  echo "$stuck subscribers that never read hold topic \`big\` while $readers readers (sse-loadgen fanout)"
+  echo "receive 60 events of 50 KB at 20/s on it. Memory is read before the publishing, every 0.2 s"
+  echo "while it goes on (the peak; memory-<send-buffer>.tsv has every sample), and after it. Kernel"
+  echo "TCP memory is the host's (/proc/net/sockstat), both ends of each loopback connection."
   echo
-  echo "| --send-buffer | stuck | server RSS before | after | kernel TCP memory before | after | slow-consumer disconnects | readers p50 (ms) | p99 (ms) | readers lost |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  tail -n +2 "$results" | awk -F'\t' '{ printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n", ($1 == "0" ? "0 (autotuning)" : $1), $2, $3/1048576, $4/1048576, $5/1048576, $6/1048576, $7, $8, $9, $10 }'
+  echo "| --send-buffer | stuck | server RSS before | peak | after | kernel TCP memory before | peak | after | slow-consumer disconnects | readers p50 (ms) | p99 (ms) | readers lost |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  tail -n +2 "$results" | awk -F'\t' '{ printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n", ($1 == "0" ? "0 (autotuning)" : $1), $2, $3/1048576, $4/1048576, $5/1048576, $6/1048576, $7/1048576, $8/1048576, $9, $10, $11, $12 }'
   echo
   echo "## Machine"
   echo

@@ -83,6 +83,7 @@ fn fan_out(c: &mut Criterion) {
                 topics.append(&published, &mut touched);
                 let topic = touched[0];
                 let mut delivered = 0;
+                let mut owed_from = u64::MAX;
                 for key in topics.subscribers(topic) {
                     let (subscriber, prefix) = &mut subscribers[key];
                     let flushed = subscriber
@@ -91,9 +92,10 @@ fn fan_out(c: &mut Criterion) {
                         })
                         .unwrap();
                     delivered += flushed.events;
+                    owed_from = owed_from.min(subscriber.next_seq_in(topic).unwrap_or(u64::MAX));
                 }
                 let tail = topics.tail_offset(topic);
-                topics.trim(topic, tail);
+                topics.trim(topic, tail, owed_from);
                 assert_eq!(delivered, SUBSCRIBERS as u64);
             },
             BatchSize::SmallInput,

@@ -95,7 +95,8 @@ pub struct Cli {
     #[arg(long, env = "SSE_TOPIC_TTL", default_value = "10m", value_parser = parse_duration)]
     pub topic_ttl: Duration,
     /// Bytes of retained events over all topics (history, and what slow subscribers still
-    /// need); past it the oldest events of the least recently published topics go first.
+    /// need); past it the oldest events of the least recently used (published to or subscribed
+    /// to) topics go first, never one an open subscriber has not been written yet.
     #[arg(long, env = "SSE_HISTORY_MEMORY", default_value = "256MiB", value_parser = parse_size)]
     pub history_memory: u64,
     /// Kernel send buffer of each stream (SO_SNDBUF), bounding what a stuck subscriber pins in

@@ -15,13 +15,15 @@
 //!   request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
 //! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
-//!   in-process [`LocalBroker`], and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`:
-//!   publish script, feed reader, backfill).
+//!   in-process [`LocalBroker`] (`broker/live_topics`: its live topics, least recently published
+//!   first), and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`: publish script,
+//!   feed reader, backfill).
 //! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
 //! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.
 //! - [`http`]: request heads, bodies (length and chunked), forms, responses.
 //! - [`metrics`]: counters and the Prometheus text rendering.
+//! - [`fd_sampler`]: the open-descriptor figure, counted by a thread of its own, never a loop.
 //! - [`log`]: rate-limited warnings on stderr.
 //! - [`console`]: the console page at `/`, and the live figures it shows (topic `$stats`).
 //! - [`demo`]: the time source on topic `time`.
@@ -40,6 +42,7 @@ pub mod demo;
 pub mod event;
 pub mod event_loop;
 pub mod fanout;
+pub mod fd_sampler;
 pub mod feed;
 pub mod http;
 pub mod log;

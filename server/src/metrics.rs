@@ -44,10 +44,14 @@ pub struct Metrics {
     pub token_expiry_closes: AtomicU64,
     /// Replays that could not deliver every event after the client's id (told as a gap).
     pub replay_gaps: AtomicU64,
-    /// Times publishing had to wait for the fan-out backlog to come down.
+    /// Publishes that had to wait for the fan-out backlog to come down (each one counted,
+    /// whether it was then published or refused).
     pub backpressure_waits: AtomicU64,
     /// The history memory budget (`--history-memory`), shown beside what is retained.
     pub history_memory_budget: AtomicU64,
+    /// Open file descriptors of the process, as last sampled by the
+    /// [`FdSampler`](crate::fd_sampler::FdSampler) (never counted on a loop thread).
+    pub open_fds: AtomicU64,
     /// When the server started, in microseconds since the Unix epoch.
     pub start_time_micros: AtomicU64,
     /// Set while the backplane (`--redis`) cannot be reached; never set without one.
@@ -239,7 +243,7 @@ impl Metrics {
         metric(
             "sse_publish_backpressure_waits_total",
             "counter",
-            "Publishes that waited because the fan-out backlog was over --max-backlog.",
+            "Publishes that waited because the fan-out backlog was over --max-backlog (each one, whether then published or refused with 503).",
             self.backpressure_waits.load(Relaxed),
         );
         metric(
@@ -251,8 +255,8 @@ impl Metrics {
         metric(
             "process_open_fds",
             "gauge",
-            "Number of open file descriptors.",
-            sys::open_fds(),
+            "Number of open file descriptors (sampled once a second off the event loops).",
+            self.open_fds.load(Relaxed),
         );
         let _ = write!(
             out,

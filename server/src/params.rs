@@ -40,7 +40,10 @@ pub fn publish_error(error: PublishError) -> HttpError {
             "missing topic: name one (topic=NAME; topic=default reaches subscribers that named none)",
         ),
         PublishError::Invalid(e) => HttpError::bad_request(e.reason()),
-        PublishError::TooManyTopics => HttpError::new(503, "too many topics"),
+        PublishError::TooManyTopics => HttpError::new(
+            503,
+            "too many live topics (--max-topics); a topic stops counting --topic-ttl after its last publish",
+        ),
         PublishError::Unavailable => HttpError::new(503, "publishing is unavailable"),
         PublishError::Overloaded => HttpError::new(
             503,

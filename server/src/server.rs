@@ -1,6 +1,6 @@
 //! Start-up and shutdown: binds the listener, raises the open-file limit, starts one event loop
-//! per thread (and the demo source and the console's stats source), and waits for them to
-//! finish.
+//! per thread (and the demo source, the console's stats source and the descriptor sampler),
+//! and waits for them to finish.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use crate::access::Access;
 use crate::broker::{Broker, LocalBroker, RedisBroker, RedisSetupError};
 use crate::config::Config;
 use crate::event_loop::{EventLoop, FEED, LINGERING_REFUSALS, SHORT_REQUEST_HEADROOM};
+use crate::fd_sampler::FdSampler;
 use crate::feed::{Feeds, LoopFeed};
 use crate::metrics::Metrics;
 use crate::routes::Router;
@@ -228,6 +229,8 @@ impl Server {
     /// Runs the event loops (and the demo and stats sources) until shutdown; returns when all
     /// are done.
     pub fn run(self) -> Result<(), ServerError> {
+        // Counting descriptors may walk /proc/self/fd: its own thread does it, never a loop.
+        let fd_sampler = FdSampler::start(self.metrics.clone()).map_err(ServerError::Setup)?;
         // Started before the loops accept anything: its memory baseline is the idle server's.
         let stats = if self.config.console {
             let source = console::StatsSource::start(self.broker.clone(), self.metrics.clone());
@@ -268,6 +271,7 @@ impl Server {
             self.feeds.wake_all();
         }
         drop(stats);
+        drop(fd_sampler);
         if let Some((stop, thread)) = demo {
             stop.store(true, Ordering::Relaxed);
             if let Ok(thread) = thread {

@@ -63,6 +63,15 @@ pub fn set_send_buffer(socket: &impl AsRawFd, bytes: u64) -> io::Result<()> {
     set_option(socket, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes)
 }
 
+/// Makes closing the socket reset the connection (`SO_LINGER` with a zero timeout): the kernel
+/// drops what is queued to send at once. Closed normally, a socket whose peer stopped reading
+/// stays behind as an orphan holding its whole send queue until the peer closes or the kernel
+/// gives up probing its zero window (minutes), which for thousands of stuck subscribers is
+/// gigabytes of kernel memory.
+pub fn reset_on_close(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    socket2::SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO))
+}
+
 /// A listening socket on `addr` with a 4096-connection backlog (std's default is small for a
 /// connection storm), `SO_REUSEADDR` as std sets it, and with `reuse_port` also `SO_REUSEPORT`,
 /// so several processes may listen on one address and the kernel spreads connections over them.
@@ -122,13 +131,20 @@ pub fn resident_memory_bytes() -> u64 {
 }
 
 /// Number of open file descriptors of this process. Linux 6.2 and later give the count as the
-/// size of /proc/self/fd in one `stat`, whatever the number of descriptors; older kernels say 0
-/// there, and the directory is walked instead (a cost that grows with the descriptors).
+/// size of /proc/self/fd in one `stat`; older kernels say 0 there, and the directory is walked
+/// instead (a cost that grows with the descriptors: call it off the event loops, as
+/// [`FdSampler`](crate::fd_sampler::FdSampler) does).
 pub fn open_fds() -> u64 {
     match std::fs::metadata("/proc/self/fd") {
         Ok(meta) if meta.len() > 0 => meta.len(),
-        _ => std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count() as u64),
+        _ => open_fds_by_walk(),
     }
+}
+
+/// Number of open file descriptors of this process, counted by walking /proc/self/fd (the
+/// walk's own descriptor is not counted).
+pub fn open_fds_by_walk() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count().saturating_sub(1) as u64)
 }
 
 /// CPU time (user plus system) this process has used, in seconds.

@@ -24,13 +24,17 @@
 //! - `broker_seam`: a second `Broker` (a test double that answers and delivers late) drives a
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
-//!   passes, publish backpressure, body and descriptor limits.
+//!   passes, publish backpressure.
+//! - `abuse`: body and descriptor limits, the open-descriptor figure, the abuse battery with a
+//!   good subscriber served throughout.
 //! - `startup`: `--listen` with host names, and the addresses it refuses.
 //! - `readme`: the README's flags table against `sse-server --help` (variables, defaults).
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
 
+#[path = "server/abuse.rs"]
+mod abuse;
 #[path = "server/access.rs"]
 mod access;
 #[path = "server/backplane.rs"]

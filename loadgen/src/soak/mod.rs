@@ -179,18 +179,24 @@ fn sample_until_done(
             thread::sleep(wait);
         }
         next += settings.sample_every;
-        let sample = sample(addr, &shared.host, settings.server_pid, start);
+        let sample = sample(addr, &shared.host, settings.server_pid, start).map(|s| Sample {
+            topics_published: shared.counters.fresh_published.load(Ordering::Relaxed) as f64,
+            publish_failures: shared.counters.publish_failures.load(Ordering::Relaxed) as f64,
+            ..s
+        });
         if let Some(sample) = &sample {
             let line = serde_json::to_string(sample).unwrap_or_default();
             let _ = writeln!(log, "{line}");
             eprintln!(
-                "soak: {:>5.0}s rss={:.1}MiB fds={} sockets={} topics={} loop_topics={} good={} lost={} dup={}",
+                "soak: {:>5.0}s rss={:.1}MiB fds={} sockets={} topics={} loop_topics={} published_topics={} publish_failures={} good={} lost={} dup={}",
                 sample.t_s,
                 sample.rss_bytes / 1048576.0,
                 sample.open_fds,
                 sample.sockets,
                 sample.topics,
                 sample.loop_topics,
+                sample.topics_published,
+                sample.publish_failures,
                 shared.counters.good_events.load(Ordering::Relaxed),
                 shared.counters.good_lost.load(Ordering::Relaxed),
                 shared.counters.good_duplicated.load(Ordering::Relaxed),
@@ -240,6 +246,7 @@ fn sample(addr: SocketAddr, host: &str, pid: Option<u32>, start: Instant) -> Opt
         topics: get("sse_topics"),
         retained_bytes: get("sse_history_retained_bytes"),
         slow_disconnects: get("sse_slow_consumer_disconnects_total"),
+        ..Sample::default()
     })
 }
 
@@ -266,12 +273,7 @@ fn judge(
     let trends = trend::trends(samples, warmup_s);
     let counts: BTreeMap<&'static str, u64> = counters.snapshot().into_iter().collect();
     let mut failures = Vec::new();
-    for trend in trends.iter().filter(|t| !t.flat) {
-        failures.push(format!(
-            "{} grew by {:.0} after warm-up (tolerated {:.0})",
-            trend.name, trend.growth, trend.limit
-        ));
-    }
+    failures.extend(trends.iter().filter_map(Trend::failure));
     for (name, what) in [
         ("good_lost", "events lost by good subscribers"),
         ("good_duplicated", "events repeated to good subscribers"),
@@ -333,15 +335,23 @@ pub fn summary_markdown(report: &SoakReport) -> String {
         report.duration_s, report.warmup_s
     ));
     out.push_str(
-        "| series | mean after warm-up | slope /min | fitted growth | tolerated | flat |\n",
+        "| series | mean after warm-up | slope /min | tolerated if steady | quarter medians | steady | fitted growth | tolerated | flat |\n",
     );
-    out.push_str("| --- | ---: | ---: | ---: | ---: | --- |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n");
     for t in &report.trends {
+        let quarters: Vec<String> = t
+            .quarter_medians
+            .iter()
+            .map(|q| format!("{q:.0}"))
+            .collect();
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:.0} | {:.0} | {} |\n",
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {} | {:.0} | {:.0} | {} |\n",
             t.name,
             t.mean,
             t.slope_per_s * 60.0,
+            t.rate_limit_per_min,
+            quarters.join(" / "),
+            if t.steady_growth { "yes" } else { "no" },
             t.growth,
             t.limit,
             if t.flat { "yes" } else { "**no**" }

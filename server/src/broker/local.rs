@@ -1,11 +1,11 @@
 //! The in-process broker: one lock orders every publish, assigns its id from the clock and
 //! delivers it to every loop before the publisher is answered, all on the publisher's thread.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::live_topics::LiveTopics;
 use super::{Broker, PublishError, PublishReply, PublishRequest};
 use crate::event::EventId;
 use crate::feed::Feeds;
@@ -38,7 +38,9 @@ impl IdClock {
 ///
 /// It bounds the number of *live* topics: those published to within the topic TTL. A topic
 /// not published to for that long no longer counts (the loops forget its log once it has no
-/// subscribers either).
+/// subscribers either). The live topics are kept least recently published first
+/// ([`LiveTopics`]), so a publish forgets a bounded number of idle topics, and at the limit
+/// exactly as many as it needs room for: its cost does not grow with the number of topics.
 pub struct LocalBroker {
     state: Mutex<BrokerState>,
     /// The loops and counters, set once by [`Broker::attach`].
@@ -51,24 +53,14 @@ pub struct LocalBroker {
     started: Instant,
 }
 
+/// Idle topics a publish forgets besides those it needs room for, so that the set (and
+/// `sse_topics`) follows the TTL while publishing goes on below the limit.
+const EXPIRE_PER_PUBLISH: usize = 8;
+
 struct BrokerState {
     ids: IdClock,
-    /// Live topics and when each was last published to (ms since the broker started).
-    topics: HashMap<Box<str>, u64>,
-    /// When expired topics were last removed (ms since the broker started).
-    last_sweep_ms: u64,
-}
-
-impl BrokerState {
-    /// Removes topics not published to within `ttl_ms`.
-    fn sweep(&mut self, now_ms: u64, ttl_ms: u64) {
-        self.topics
-            .retain(|_, &mut last| now_ms.saturating_sub(last) < ttl_ms);
-        if self.topics.capacity() > 64 && self.topics.len() < self.topics.capacity() / 4 {
-            self.topics.shrink_to_fit();
-        }
-        self.last_sweep_ms = now_ms;
-    }
+    /// Live topics, least recently published first.
+    topics: LiveTopics,
 }
 
 impl LocalBroker {
@@ -78,8 +70,7 @@ impl LocalBroker {
         LocalBroker {
             state: Mutex::new(BrokerState {
                 ids: IdClock::default(),
-                topics: HashMap::new(),
-                last_sweep_ms: 0,
+                topics: LiveTopics::new(),
             }),
             attached: OnceLock::new(),
             newest: AtomicU64::new(now_micros()),
@@ -89,7 +80,7 @@ impl LocalBroker {
         }
     }
 
-    /// Number of distinct topics published to.
+    /// Number of live topics.
     pub fn topic_count(&self) -> usize {
         self.state
             .lock()
@@ -111,35 +102,27 @@ impl Broker for LocalBroker {
         let now_ms = self.started.elapsed().as_millis() as u64;
         let ttl_ms = self.topic_ttl.as_millis().min(u64::MAX as u128) as u64;
         let result = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if now_ms.saturating_sub(state.last_sweep_ms) >= (ttl_ms / 8).max(1) {
-                state.sweep(now_ms, ttl_ms);
+            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let state = &mut *guard;
+            let topics = &mut state.topics;
+            topics.expire(now_ms, ttl_ms, EXPIRE_PER_PUBLISH);
+            let new = request
+                .topics()
+                .iter()
+                .filter(|t| !topics.contains(t))
+                .count();
+            let over = (topics.len() + new).saturating_sub(self.max_topics);
+            if over > 0 {
+                // Room for the new topics, from the idle ones (least recently published first).
+                topics.expire(now_ms, ttl_ms, over);
             }
-            let count_new = |state: &BrokerState| {
-                request
-                    .topics()
-                    .iter()
-                    .filter(|t| !state.topics.contains_key(&***t))
-                    .count()
-            };
-            if state.topics.len() + count_new(&state) > self.max_topics {
-                // Topics may have expired since the last sweep.
-                state.sweep(now_ms, ttl_ms);
-            }
-            if state.topics.len() + count_new(&state) > self.max_topics {
+            if topics.len() + new > self.max_topics {
                 Err(PublishError::TooManyTopics)
             } else {
                 for topic in request.topics() {
-                    match state.topics.get_mut(&**topic) {
-                        Some(last) => *last = now_ms,
-                        None => {
-                            state.topics.insert(topic.clone(), now_ms);
-                        }
-                    }
+                    topics.touch(topic, now_ms);
                 }
-                metrics
-                    .topics
-                    .store(state.topics.len() as u64, Ordering::Relaxed);
+                metrics.topics.store(topics.len() as u64, Ordering::Relaxed);
                 let id = state.ids.next_id();
                 // Delivering under the lock keeps every loop's feed in id order.
                 feeds.deliver(Arc::new(request.into_published(id)));

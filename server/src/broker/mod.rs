@@ -8,6 +8,7 @@
 //! from its own thread after a network round trip, and deliver events later still: subscribers
 //! take only ids above the last one they have, so late deliveries never cause a duplicate.
 
+mod live_topics;
 mod local;
 mod redis;
 

@@ -22,11 +22,9 @@ impl EventLoop {
     /// Hands a publish to the broker, or parks it while the fan-out is too far behind.
     pub(super) fn publish(&mut self, ticket: Ticket, request: PublishRequest) {
         if !self.parked.queue.is_empty() || self.over_backlog() {
-            if self.parked.queue.is_empty() {
-                self.metrics()
-                    .backpressure_waits
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            self.metrics()
+                .backpressure_waits
+                .fetch_add(1, Ordering::Relaxed);
             self.parked
                 .queue
                 .push_back((ticket, request, Instant::now()));

@@ -53,6 +53,7 @@ impl EventLoop {
                 self.passes
                     .schedule(topic, self.topics.tail_offset(topic), now);
             }
+            self.schedule_wanted_rounds();
         }
         for completion in inbox.completions.drain(..) {
             self.complete_publish(completion.ticket, completion.result);
@@ -81,6 +82,9 @@ impl EventLoop {
             self.release_stream_slot();
             return false;
         };
+        for (topic, seq) in subscriber.positions() {
+            self.passes.note_join(topic, seq);
+        }
         let State::Exchanging(exchange) = &self.connections[key].state else {
             self.topics.unsubscribe(&subscriber);
             self.release_stream_slot();
@@ -199,21 +203,42 @@ impl EventLoop {
         let counters = &mut self.counters;
         let to_close = &mut self.to_close;
         let metrics = &self.router.metrics;
-        self.passes.advance(budget, topics, &mut rounds, |key| {
-            let Some(connection) = connections.get_mut(key) else {
-                return;
-            };
-            if !stays_open(write_stream(connection, topics, counters, now), metrics) {
-                to_close.push(key);
-            }
-        });
+        self.passes
+            .advance(budget, topics, &mut rounds, |key, topic| {
+                let connection = connections.get_mut(key)?;
+                if !stays_open(write_stream(connection, topics, counters, now), metrics) {
+                    to_close.push(key);
+                    return None;
+                }
+                match &connection.state {
+                    State::Streaming(stream) => stream.subscriber.next_seq_in(topic),
+                    _ => None,
+                }
+            });
         self.close_pending();
         // Every subscriber has been visited (and checked for lag) since these rounds began.
         for round in rounds.drain(..) {
-            self.topics.trim(round.topic, round.tail);
+            self.topics.trim(round.topic, round.tail, round.owed_from);
         }
         self.rounds_done = rounds;
+        self.schedule_wanted_rounds();
         !self.passes.is_empty()
+    }
+
+    /// Schedules a round over each topic the memory budget found all owed, so the next round's
+    /// end says what its subscribers still need (see `fanout/memory.rs`).
+    fn schedule_wanted_rounds(&mut self) {
+        let mut wanted = std::mem::take(&mut self.touched);
+        wanted.clear();
+        self.topics.take_rounds_wanted(&mut wanted);
+        if !wanted.is_empty() {
+            let now = Instant::now();
+            for &topic in &wanted {
+                self.passes
+                    .schedule(topic, self.topics.tail_offset(topic), now);
+            }
+        }
+        self.touched = wanted;
     }
 
     /// Writes a heartbeat comment to every stream idle for `heartbeat_ms` with nothing pending.
@@ -269,7 +294,7 @@ fn write_stream(
     // Checked before writing: a cursor may point at an event already dropped from the log, and
     // nothing may be written from such a cursor.
     if stream.subscriber.has_lost_events(topics) {
-        return StreamHealth::Lagging;
+        return cut_off(connection);
     }
     if !stream.blocked {
         let socket = &mut connection.socket;
@@ -291,7 +316,14 @@ fn write_stream(
     // Lag counts only while the socket is full: a subscriber whose kernel buffer still takes
     // bytes is not slow, however much a burst left it to write.
     if stream.subscriber.is_lagging(topics, stream.blocked) {
-        return StreamHealth::Lagging;
+        return cut_off(connection);
     }
     StreamHealth::Open
+}
+
+/// A lagging stream is closed with a reset, so the kernel frees what its send queue holds at
+/// once (a stuck client would otherwise leave it pinned in an orphaned socket for minutes).
+fn cut_off(connection: &Connection) -> StreamHealth {
+    let _ = sys::reset_on_close(&connection.socket);
+    StreamHealth::Lagging
 }

@@ -34,6 +34,8 @@ struct Pass {
     round_since: Instant,
     /// Events arrived after this round began (when the first of them did): go round again.
     again_since: Option<Instant>,
+    /// The lowest cursor (sequence number in the topic) of the subscribers this round visited.
+    owed_from: u64,
 }
 
 /// A round that has visited every subscriber of its topic: trim the topic against `tail`.
@@ -43,6 +45,9 @@ pub struct RoundDone {
     pub topic: usize,
     /// Its tail when the round began.
     pub tail: u64,
+    /// The lowest cursor in the topic of the subscribers the round visited (`u64::MAX` for
+    /// none): no subscriber it visited is owed an event before it any more.
+    pub owed_from: u64,
 }
 
 /// The passes under way in one loop, one per topic at most, taking turns.
@@ -73,18 +78,29 @@ impl Passes {
                 round_tail: tail,
                 round_since: now,
                 again_since: None,
+                owed_from: u64::MAX,
             }),
         }
     }
 
+    /// A subscriber joined `topic` starting at sequence number `seq`: a round under way may
+    /// not visit it (its slot may be behind the round's), so the round counts it as owed.
+    pub fn note_join(&mut self, topic: usize, seq: u64) {
+        if let Some(pass) = self.queue.iter_mut().find(|pass| pass.topic == topic) {
+            pass.owed_from = pass.owed_from.min(seq);
+        }
+    }
+
     /// Visits up to `budget` subscribers, passes taking turns of [`QUANTUM`]; `visit` gets each
-    /// subscriber's connection key. Rounds that visited everyone go to `done`.
+    /// subscriber's connection key and the topic, and answers the subscriber's cursor in the
+    /// topic after the visit (`None` once it is closed). Rounds that visited everyone go to
+    /// `done`.
     pub fn advance(
         &mut self,
         mut budget: usize,
         topics: &Topics,
         done: &mut Vec<RoundDone>,
-        mut visit: impl FnMut(usize),
+        mut visit: impl FnMut(usize, usize) -> Option<u64>,
     ) {
         while budget > 0 {
             let Some(mut pass) = self.queue.pop_front() else {
@@ -98,7 +114,9 @@ impl Passes {
                 if let Some(key) = topics.subscriber_at(pass.topic, slot) {
                     turn -= 1;
                     budget -= 1;
-                    visit(key);
+                    if let Some(seq) = visit(key, pass.topic) {
+                        pass.owed_from = pass.owed_from.min(seq);
+                    }
                 }
             }
             if pass.next_slot < end {
@@ -108,9 +126,11 @@ impl Passes {
             done.push(RoundDone {
                 topic: pass.topic,
                 tail: pass.round_tail,
+                owed_from: pass.owed_from,
             });
             if let Some(since) = pass.again_since.take() {
                 pass.next_slot = 0;
+                pass.owed_from = u64::MAX;
                 pass.round_tail = topics.tail_offset(pass.topic);
                 pass.round_since = since;
                 self.queue.push_back(pass);
@@ -170,7 +190,10 @@ mod tests {
         passes.schedule(small, topics.tail_offset(small), now);
         let mut visited = Vec::new();
         let mut done = Vec::new();
-        passes.advance(128, &topics, &mut done, |key| visited.push(key));
+        passes.advance(128, &topics, &mut done, |key, _| {
+            visited.push(key);
+            None
+        });
         assert_eq!(visited.len(), 128);
         let small_at = visited.iter().position(|&key| key == 1000);
         assert_eq!(
@@ -182,12 +205,16 @@ mod tests {
             done,
             [RoundDone {
                 topic: small,
-                tail: topics.tail_offset(small)
+                tail: topics.tail_offset(small),
+                owed_from: u64::MAX,
             }]
         );
         // The big pass goes on where it stopped, and ends after its 1,000 subscribers.
         while !passes.is_empty() {
-            passes.advance(128, &topics, &mut done, |key| visited.push(key));
+            passes.advance(128, &topics, &mut done, |key, _| {
+                visited.push(key);
+                None
+            });
         }
         assert_eq!(visited.len(), 1001);
         assert_eq!(done.len(), 2);
@@ -204,23 +231,24 @@ mod tests {
         let first_tail = topics.tail_offset(topic);
         passes.schedule(topic, first_tail, start);
         let mut done = Vec::new();
-        passes.advance(50, &topics, &mut done, |_| {});
+        passes.advance(50, &topics, &mut done, |_, _| None);
         let later = start + Duration::from_millis(300);
         append(&mut topics, "t");
         passes.schedule(topic, topics.tail_offset(topic), later);
         assert_eq!(passes.backlog(later), Duration::from_millis(300));
         // The other 50 (and the empty slots after them), then 10 of the second round.
-        passes.advance(60, &topics, &mut done, |_| {});
+        passes.advance(60, &topics, &mut done, |_, _| None);
         assert_eq!(
             done,
             [RoundDone {
                 topic,
-                tail: first_tail
+                tail: first_tail,
+                owed_from: u64::MAX,
             }]
         );
         assert!(!passes.is_empty(), "goes round again for the second event");
         assert_eq!(passes.backlog(later), Duration::ZERO);
-        passes.advance(100, &topics, &mut done, |_| {});
+        passes.advance(100, &topics, &mut done, |_, _| None);
         assert_eq!(done[1].tail, topics.tail_offset(topic));
         assert!(passes.is_empty());
     }

@@ -42,7 +42,14 @@ pub struct TopicLog {
     /// Loop time (ms) of the last append or the last subscriber leaving: the topic is
     /// forgotten once it has had neither events nor subscribers for the topic TTL.
     pub(super) idle_since_ms: u64,
-    /// Neighbours in the loop's list of topics holding events, least recently appended first.
+    /// No subscriber's cursor is before this sequence number: events before it are history
+    /// only, which the memory budget may evict (see `memory.rs`). A lower bound, raised when a
+    /// round of the topic's pass has visited every subscriber.
+    pub(super) owed_from: u64,
+    /// Whether the topic is in the loop's list of topics with evictable events.
+    pub(super) in_lru: bool,
+    /// Neighbours in the loop's list of topics with evictable events, least recently used
+    /// first.
     pub(super) lru_prev: u32,
     /// See `lru_prev`.
     pub(super) lru_next: u32,
@@ -70,6 +77,8 @@ impl TopicLog {
             subscribers: Slab::new(),
             floor_id,
             idle_since_ms: now_ms,
+            owed_from: 0,
+            in_lru: false,
             lru_prev: NO_TOPIC,
             lru_next: NO_TOPIC,
         }
@@ -98,6 +107,22 @@ impl TopicLog {
             end_offset: self.tail_offset,
         });
         self.idle_since_ms = now_ms;
+    }
+
+    /// A subscriber (already in `subscribers`) starts at `seq`: events from it on are owed
+    /// until a round has visited it (a round under way is told by the loop, see
+    /// `Passes::note_join`). The first subscriber sets the bound outright: nobody else is owed
+    /// anything.
+    pub(super) fn owe_from(&mut self, seq: u64) {
+        if self.subscribers.len() == 1 {
+            self.owed_from = seq;
+        }
+        self.owed_from = self.owed_from.min(seq);
+    }
+
+    /// Whether the memory budget may evict the oldest event: no subscriber may still be owed it.
+    pub(super) fn oldest_is_evictable(&self) -> bool {
+        !self.entries.is_empty() && (self.subscribers.is_empty() || self.first_seq < self.owed_from)
     }
 
     /// Drops the oldest event; returns its size in bytes.

@@ -25,10 +25,12 @@
 //! and a stuck one never holds up the others: they write from the same buffers.
 //!
 //! Bounds over all topics: every retained event counts against `memory` (past it, the oldest
-//! events of the least recently published topics go first), and a topic that has had neither
-//! events nor subscribers for `topic_ttl_ms` is forgotten with its history ([`Topics::sweep`]).
+//! events no subscriber is still owed go first, from the least recently published or subscribed
+//! topics; `memory.rs`), and a topic that has had neither events nor subscribers for
+//! `topic_ttl_ms` is forgotten with its history ([`Topics::sweep`]).
 
 mod log;
+mod memory;
 mod subscriber;
 
 use std::collections::HashMap;
@@ -94,7 +96,8 @@ pub struct Topics {
     retention: Retention,
     /// Bytes of retained events, counted as for [`Retention::memory`].
     retained_bytes: u64,
-    /// Topics holding events, least recently appended first (keys into `logs`).
+    /// Topics holding events that may be evicted, least recently used first (keys into
+    /// `logs`; `memory.rs`).
     lru_head: u32,
     lru_tail: u32,
     /// What this loop cannot vouch for: ids up to this one may belong to events it never saw
@@ -109,6 +112,9 @@ pub struct Topics {
     evicted: u64,
     /// Topics forgotten after the TTL.
     expired: u64,
+    /// Topics whose events were all owed when eviction reached them: a round of their pass
+    /// tells which are still owed ([`Topics::take_rounds_wanted`]).
+    rounds_wanted: Vec<usize>,
 }
 
 impl Topics {
@@ -127,6 +133,7 @@ impl Topics {
             sweep_cursor: 0,
             evicted: 0,
             expired: 0,
+            rounds_wanted: Vec::new(),
         }
     }
 
@@ -171,72 +178,20 @@ impl Topics {
         let cost = published.event.len() as u64 + ENTRY_OVERHEAD;
         for name in &published.topics {
             let key = self.topic_key(name);
-            let log = &mut self.logs[key];
-            let was_empty = log.entries.is_empty();
-            log.append(&published.event, self.now_ms);
+            self.logs[key].append(&published.event, self.now_ms);
             self.retained_bytes += cost;
-            if !was_empty {
-                self.lru_unlink(key);
-            }
-            self.lru_push_back(key);
+            self.lru_touch(key);
             if !touched.contains(&key) {
                 touched.push(key);
             }
         }
-        while self.retained_bytes > self.retention.memory && self.lru_head != NO_TOPIC {
-            let key = self.lru_head as usize;
-            self.drop_oldest(key);
-            self.evicted += 1;
-        }
+        self.evict_to_budget();
     }
 
-    /// Drops topic `key`'s oldest event, keeping the byte count and the list of topics holding
-    /// events right.
-    fn drop_oldest(&mut self, key: usize) {
-        let log = &mut self.logs[key];
-        if let Some(len) = log.pop_oldest() {
-            self.retained_bytes -= len as u64 + ENTRY_OVERHEAD;
-        }
-        if log.entries.is_empty() {
-            self.lru_unlink(key);
-        }
-    }
-
-    fn lru_push_back(&mut self, key: usize) {
-        let tail = self.lru_tail;
-        let log = &mut self.logs[key];
-        log.lru_prev = tail;
-        log.lru_next = NO_TOPIC;
-        if tail == NO_TOPIC {
-            self.lru_head = key as u32;
-        } else {
-            self.logs[tail as usize].lru_next = key as u32;
-        }
-        self.lru_tail = key as u32;
-    }
-
-    fn lru_unlink(&mut self, key: usize) {
-        let (prev, next) = {
-            let log = &mut self.logs[key];
-            let links = (log.lru_prev, log.lru_next);
-            log.lru_prev = NO_TOPIC;
-            log.lru_next = NO_TOPIC;
-            links
-        };
-        if prev == NO_TOPIC {
-            if self.lru_head == key as u32 {
-                self.lru_head = next;
-            }
-        } else {
-            self.logs[prev as usize].lru_next = next;
-        }
-        if next == NO_TOPIC {
-            if self.lru_tail == key as u32 {
-                self.lru_tail = prev;
-            }
-        } else {
-            self.logs[next as usize].lru_prev = prev;
-        }
+    /// Moves into `out` the topics that want a round of their pass: eviction found all their
+    /// events owed, and only a round over their subscribers can tell which still are.
+    pub fn take_rounds_wanted(&mut self, out: &mut Vec<usize>) {
+        out.append(&mut self.rounds_wanted);
     }
 
     /// Connection keys subscribed to topic `key`.
@@ -263,10 +218,12 @@ impl Topics {
         self.logs.get(key).map_or(0, |log| log.tail_offset)
     }
 
-    /// Drops what topic `key` no longer needs: events outside the history window that are more
-    /// than `max_pending` behind `pass_tail`, the tail when the pass that just visited every
-    /// subscriber began (see the module docs).
-    pub fn trim(&mut self, key: usize, pass_tail: u64) {
+    /// The end of a round that visited every subscriber of topic `key`: drops what the topic no
+    /// longer needs (events outside the history window that are more than `max_pending` behind
+    /// `pass_tail`, the tail when the round began; see the module docs), and notes that no
+    /// subscriber is owed an event before `owed_from` (the lowest cursor the round saw) any more,
+    /// so the memory budget may evict those.
+    pub fn trim(&mut self, key: usize, pass_tail: u64, owed_from: u64) {
         let retention = self.retention;
         while self
             .logs
@@ -274,6 +231,9 @@ impl Topics {
             .is_some_and(|log| log.oldest_is_droppable(&retention, pass_tail))
         {
             self.drop_oldest(key);
+        }
+        if self.logs.contains(key) {
+            self.round_done(key, owed_from);
         }
     }
 
@@ -314,12 +274,16 @@ impl Topics {
                     None => log.end_seq(),
                 };
                 let slot = log.subscribers.insert(conn);
-                Cursor {
+                log.owe_from(next_seq);
+                let cursor = Cursor {
                     topic: topic as u32,
                     slot: slot as u32,
                     next_seq,
                     live_from: log.tail_offset,
-                }
+                };
+                // A subscription is a use of the topic: its history is kept longer.
+                self.lru_touch(topic);
+                cursor
             })
             .collect();
         let skip_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
@@ -333,8 +297,13 @@ impl Topics {
             let log = &mut self.logs[key];
             log.subscribers.remove(cursor.slot as usize);
             log.idle_since_ms = self.now_ms;
-            if log.subscribers.is_empty() && log.entries.is_empty() {
-                self.forget(key);
+            if log.subscribers.is_empty() {
+                if log.entries.is_empty() {
+                    self.forget(key);
+                } else {
+                    // Nobody is owed its events any more: all of them may be evicted.
+                    self.lru_relink(key);
+                }
             }
         }
     }

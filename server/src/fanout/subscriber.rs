@@ -121,8 +121,26 @@ impl Subscriber {
         }
     }
 
-    /// Whether an event this subscriber still needs was dropped from a log (it fell out of the
-    /// retained window, or was evicted for memory): it cannot be written to any more.
+    /// Each subscribed topic (a key of the loop's topics) with the sequence number of the next
+    /// event to write there.
+    pub fn positions(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.cursors
+            .iter()
+            .map(|cursor| (cursor.topic as usize, cursor.next_seq))
+    }
+
+    /// The sequence number of the next event to write in topic `topic` (a key of the loop's
+    /// topics), if the subscriber has that topic: what a pass round notes as owed.
+    pub fn next_seq_in(&self, topic: usize) -> Option<u64> {
+        self.cursors
+            .iter()
+            .find(|cursor| cursor.topic as usize == topic)
+            .map(|cursor| cursor.next_seq)
+    }
+
+    /// Whether an event this subscriber still needs was dropped from a log (trimmed while the
+    /// subscriber was more than `max_pending` behind; the memory budget never evicts an event
+    /// a subscriber is owed): it cannot be written to any more.
     pub fn has_lost_events(&self, topics: &Topics) -> bool {
         self.cursors
             .iter()

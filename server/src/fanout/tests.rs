@@ -31,7 +31,7 @@ fn sub(
 fn trim_now(topics: &mut Topics, name: &str) {
     let key = topics.by_name[name];
     let tail = topics.tail_offset(key);
-    topics.trim(key, tail);
+    topics.trim(key, tail, u64::MAX);
 }
 
 fn publish(topics: &mut Topics, id: EventId, names: &[&str], data: &str) -> Vec<usize> {
@@ -150,7 +150,7 @@ fn stalled_subscriber_lags_and_log_is_bounded() {
             topics.unsubscribe(&stalled);
         }
         let tail = topics.tail_offset(key);
-        topics.trim(key, tail);
+        topics.trim(key, tail, u64::MAX);
     }
     let lagged_at = lagged_at.expect("the stalled subscriber never lagged");
     // Each event is 34 bytes: more than 100 bytes behind after 3 events.
@@ -210,7 +210,7 @@ fn trim_keeps_what_a_pass_may_still_owe() {
     for id in 2..=20 {
         publish(&mut topics, id, &["a"], &"y".repeat(20));
     }
-    topics.trim(key, pass_tail);
+    topics.trim(key, pass_tail, u64::MAX);
     assert!(!early.has_lost_events(&topics));
     assert_eq!(drain(&topics, &mut early, 1 << 20).1.events, 19);
 }
@@ -249,6 +249,102 @@ fn memory_budget_evicts_least_recently_published_topics_first() {
     assert_eq!(replay, Replay::Gap);
     let (_, replay) = topics.subscribe(2, &["busy"], Some(18), 22).unwrap();
     assert_eq!(replay, Replay::Complete);
+}
+
+/// The memory budget never evicts an event a subscriber has not been written yet: a reader
+/// that keeps up is not cut off for pressure from other topics, the events it is owed are
+/// evicted once a round has written them, and memory is back within the budget then.
+/// (Guards against eviction by recency alone, which dropped a quiet topic's newest event
+/// before its pass reached the reader, and then cut the reader off as slow.)
+#[test]
+fn eviction_spares_events_a_reader_is_still_owed() {
+    let event_cost = EncodedEvent::encode(10, None, "x").len() as u64 + ENTRY_OVERHEAD;
+    let retention = Retention {
+        memory: 10 * event_cost,
+        ..RETENTION
+    };
+    let mut topics = Topics::new(retention, 0);
+    let mut reader = sub(&mut topics, 1, &["quiet"], None, 0);
+    let quiet = publish(&mut topics, 10, &["quiet"], "x")[0];
+    // Other topics fill the budget many times over before the reader's round comes.
+    for id in 11..=40 {
+        publish(&mut topics, id, &[&format!("busy{}", id % 3)], "x");
+    }
+    assert!(!reader.has_lost_events(&topics), "evicted under the reader");
+    assert_eq!(topics.retained_bytes(), 10 * event_cost, "others made room");
+    assert_eq!(topics.logs[quiet].entries.len(), 1);
+    let (out, _) = drain(&topics, &mut reader, 100);
+    assert_eq!(out, "id: 10\ndata: x\n\n");
+    // The round ends: the event is history now, and goes when it is the least recently used.
+    let owed = reader.next_seq_in(quiet).unwrap();
+    topics.trim(quiet, topics.tail_offset(quiet), owed);
+    for id in 41..=43 {
+        publish(&mut topics, id, &[&format!("busy{}", id % 3)], "x");
+    }
+    assert_eq!(topics.retained_bytes(), 10 * event_cost);
+    assert!(topics.logs[quiet].entries.is_empty());
+    assert!(!reader.has_lost_events(&topics));
+}
+
+/// A topic whose events the budget found all owed asks for a round of its pass (a replay that
+/// has since caught up on a topic nobody publishes to keeps its start as the bound until
+/// then); after the rounds, the caught-up reader's events go, the stuck reader's stay.
+#[test]
+fn owed_topics_ask_for_a_round_and_stuck_readers_keep_theirs() {
+    let event_cost = EncodedEvent::encode(10, None, "x").len() as u64 + ENTRY_OVERHEAD;
+    let retention = Retention {
+        memory: 6 * event_cost,
+        ..RETENTION
+    };
+    let mut topics = Topics::new(retention, 0);
+    for id in 10..=12 {
+        publish(&mut topics, id, &["a"], "x");
+        publish(&mut topics, id + 10, &["b"], "x");
+    }
+    // Replays from the start of each topic; only "a"'s reads them at once.
+    let mut replay_a = sub(&mut topics, 1, &["a"], Some(0), 22);
+    let stuck_b = sub(&mut topics, 2, &["b"], Some(0), 22);
+    let mut reader_c = sub(&mut topics, 3, &["c"], None, 22);
+    drain(&topics, &mut replay_a, 1000);
+    let mut wanted = Vec::new();
+    topics.take_rounds_wanted(&mut wanted);
+    assert!(wanted.is_empty(), "within the budget");
+    let c = publish(&mut topics, 30, &["c"], "x")[0];
+    topics.take_rounds_wanted(&mut wanted);
+    let (a, b) = (topics.by_name["a"], topics.by_name["b"]);
+    assert_eq!(wanted, [a, b, c], "least recently used first");
+    assert_eq!(topics.retained_bytes(), 7 * event_cost, "all owed for now");
+    // The rounds: "a"'s reader has everything, "b"'s nothing, "c"'s is being written.
+    topics.trim(a, topics.tail_offset(a), replay_a.next_seq_in(a).unwrap());
+    topics.trim(b, topics.tail_offset(b), stuck_b.next_seq_in(b).unwrap());
+    assert_eq!(topics.retained_bytes(), 6 * event_cost);
+    assert_eq!(
+        topics.logs[a].entries.len(),
+        2,
+        "history of a caught-up reader goes"
+    );
+    assert_eq!(
+        topics.logs[b].entries.len(),
+        3,
+        "the stuck reader's events stay"
+    );
+    drain(&topics, &mut reader_c, 1000);
+    topics.trim(c, topics.tail_offset(c), reader_c.next_seq_in(c).unwrap());
+    for id in 31..=33 {
+        publish(&mut topics, id, &["c"], "x");
+        drain(&topics, &mut reader_c, 1000);
+        topics.trim(c, topics.tail_offset(c), reader_c.next_seq_in(c).unwrap());
+    }
+    assert_eq!(topics.retained_bytes(), 6 * event_cost);
+    assert!(
+        topics.logs[a].entries.is_empty(),
+        "the least recently used first"
+    );
+    assert_eq!(topics.logs[b].entries.len(), 3);
+    assert_eq!(topics.logs[c].entries.len(), 3);
+    for reader in [&replay_a, &stuck_b, &reader_c] {
+        assert!(!reader.has_lost_events(&topics));
+    }
 }
 
 /// Replay says whether it is complete: not when the history window or trimming dropped

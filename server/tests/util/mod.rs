@@ -400,6 +400,29 @@ impl Conn {
         }
     }
 
+    /// Connects to `addr` with a receive buffer (`SO_RCVBUF`) of `bytes`, set before
+    /// connecting so the window the client offers is that small: a client that never reads then
+    /// holds little of what the server sends, and the server's own buffers fill.
+    pub fn connect_with_receive_buffer(addr: SocketAddr, bytes: usize) -> Conn {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        socket
+            .connect_timeout(&addr.into(), TIMEOUT)
+            .expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     /// Writes all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send request");
@@ -655,6 +678,14 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// Status of a raw `POST /publish?topic=...` on a new connection.
+pub fn publish_status(addr: SocketAddr, topic: &str) -> u16 {
+    let raw = format!(
+        "POST /publish?topic={topic} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+    );
+    request(addr, raw.as_bytes()).status
 }
 
 /// Publishes `data` on `topics` (optional event type) with a form body; returns the id.
