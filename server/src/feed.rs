@@ -68,6 +68,9 @@ pub struct LoopStats {
     evicted: AtomicU64,
     /// Topics the loop forgot after `--topic-ttl`.
     expired: AtomicU64,
+    /// Client sockets the loop holds (lingering ones included): how evenly the kernel spreads
+    /// connections over the loops' listeners.
+    connections: AtomicU64,
 }
 
 impl LoopStats {
@@ -80,6 +83,12 @@ impl LoopStats {
     /// The loop's backlog.
     pub fn backlog(&self) -> Duration {
         Duration::from_micros(self.backlog_us.load(Ordering::Relaxed))
+    }
+
+    /// Records how many client sockets the loop holds.
+    pub fn set_connections(&self, connections: usize) {
+        self.connections
+            .store(connections as u64, Ordering::Relaxed);
     }
 
     /// Records what the loop's topic logs hold.
@@ -201,6 +210,14 @@ impl Feeds {
             .map(|feed| feed.stats.backlog())
             .max()
             .unwrap_or_default()
+    }
+
+    /// Client sockets each loop holds, in loop order.
+    pub fn loop_connections(&self) -> Vec<u64> {
+        self.loops
+            .iter()
+            .map(|feed| feed.stats.connections.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Totals over the loops: (retained bytes of the fullest loop, topics of the loop knowing

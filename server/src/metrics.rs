@@ -268,6 +268,14 @@ impl Metrics {
             "# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.6}\n",
             self.start_time_micros.load(Relaxed) as f64 / 1e6
         );
+        out.push_str("# HELP sse_loop_connections Client sockets held by each event loop (lingering ones included).\n");
+        out.push_str("# TYPE sse_loop_connections gauge\n");
+        for (index, connections) in feeds.loop_connections().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sse_loop_connections{{loop=\"{index}\"}} {connections}"
+            );
+        }
         out.push_str("# HELP sse_rejected_requests_total Requests refused, by status.\n");
         out.push_str("# TYPE sse_rejected_requests_total counter\n");
         for (status, count) in REJECTED_STATUSES.iter().zip(&self.rejected) {
@@ -315,6 +323,7 @@ mod tests {
             "sse_fanout_backlog_seconds ",
             "sse_backplane_up 1",
             "sse_backplane_reconnects_total 0",
+            "# TYPE sse_loop_connections gauge",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -23,6 +23,7 @@
 //!   real server: replay and live join without gap or duplicate.
 //! - `soundness`: topics that come and go, the history memory budget, the lag policy, fair
 //!   passes, publish backpressure, body and descriptor limits.
+//! - `listeners`: one listening socket per loop; connections spread over the loops.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -39,6 +40,8 @@ mod console;
 mod framing;
 #[path = "server/jwt.rs"]
 mod jwt;
+#[path = "server/listeners.rs"]
+mod listeners;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

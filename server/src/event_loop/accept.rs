@@ -1,4 +1,4 @@
-//! Accepting: new connections from the shared listening socket, the connection limit (and its
+//! Accepting: new connections from the loop's listening socket, the connection limit (and its
 //! `503`), and answering even when the process is out of file descriptors.
 //!
 //! Every socket counts against `--max-connections`, lingering ones included (a socket that got

@@ -1,7 +1,8 @@
 //! One event loop: a thread with its own `mio::Poll`, its share of the connections, and its own
 //! copy of the topic logs.
 //!
-//! Tokens: [`LISTENER`] (the shared listening socket, accepted from until `WouldBlock`),
+//! Tokens: [`LISTENER`] (the loop's own listening socket, one of a `SO_REUSEPORT` group when the
+//! server runs several loops, accepted from until `WouldBlock`),
 //! [`FEED`] (the broker's wake-up: events or publish answers to take), and one per connection
 //! (slab key + 2). Connections are registered for both readable and writable readiness once.
 //! mio's readiness is edge-triggered, so a writable event only comes after a write hit a full
@@ -62,7 +63,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// One event loop.
 pub struct EventLoop {
     poll: Poll,
-    /// The shared listening socket (`None` once draining).
+    /// This loop's listening socket (`None` once draining).
     listener: Option<TcpListener>,
     /// When accepting hit the open-file limit; accepting resumes at the next tick.
     accept_paused: bool,
@@ -200,6 +201,7 @@ impl EventLoop {
             busy = self.advance_passes(PASS_BUDGET);
             self.report_backlog();
             self.feed.stats.report_topics(&self.topics);
+            self.feed.stats.set_connections(self.connections.len());
             self.release_parked();
             busy |= self.feed.has_pending();
             if last_tick.elapsed() >= tick || drain.is_some() {
