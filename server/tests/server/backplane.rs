@@ -370,3 +370,34 @@ fn reuse_port_lets_two_servers_share_an_address() {
         ["retry: 1111", "retry: 2222"]
     );
 }
+
+/// `--redis rediss://...` is refused at start with a plain reason (this build's Redis client
+/// has no TLS), not taken for a URL that fails later; so is a URL that is not Redis's.
+#[test]
+fn unsupported_redis_urls_are_refused_at_start() {
+    for (url, expected) in [
+        (
+            "rediss://127.0.0.1:6380/0",
+            "sse-server: error: --redis: rediss:// (TLS) is not supported",
+        ),
+        (
+            "REDISS://127.0.0.1:6380/0",
+            "sse-server: error: --redis: rediss:// (TLS) is not supported",
+        ),
+        (
+            "http://127.0.0.1:6379/0",
+            "sse-server: error: bad --redis URL: ",
+        ),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+            .args(["--listen", "127.0.0.1:0", "--demo-interval", "0"])
+            .args(["--redis", url])
+            .env_remove("SSE_REDIS_URL")
+            .output()
+            .expect("run sse-server");
+        assert!(!output.status.success(), "{url}: refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with(expected), "{url}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{url}: one line: {stderr}");
+    }
+}
