@@ -1,4 +1,5 @@
-//! The delivery interface: how any broker pushes events (and publish answers) into the loops.
+//! The delivery interface: how any broker pushes events (and publish and replay answers) into
+//! the loops.
 //!
 //! Each event loop owns one [`LoopFeed`]: a queue guarded by a mutex, and the `mio` waker of the
 //! loop's poll. A broker delivers an event to every loop with [`Feeds::deliver`], in increasing
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::broker::{PublishError, Published};
+use crate::broker::{OlderEvents, PublishError, Published};
 use crate::event::EventId;
 use crate::fanout::Topics;
 
@@ -40,6 +41,15 @@ pub struct Completion {
     pub result: Result<EventId, PublishError>,
 }
 
+/// A broker's answer to one replay request of a loop's connection.
+#[derive(Debug)]
+pub struct ReplayAnswer {
+    /// Who asked.
+    pub ticket: Ticket,
+    /// What the broker holds beyond the loop's logs.
+    pub older: OlderEvents,
+}
+
 /// What a broker has queued for one loop.
 #[derive(Debug, Default)]
 pub struct Inbox {
@@ -47,11 +57,13 @@ pub struct Inbox {
     pub events: Vec<Arc<Published>>,
     /// Publish answers.
     pub completions: Vec<Completion>,
+    /// Replay answers (taken after the events queued before them).
+    pub replays: Vec<ReplayAnswer>,
 }
 
 impl Inbox {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.completions.is_empty()
+        self.events.is_empty() && self.completions.is_empty() && self.replays.is_empty()
     }
 }
 
@@ -136,6 +148,16 @@ impl LoopFeed {
         let was_empty = self.with_queue(|queue| {
             let was_empty = queue.is_empty();
             queue.completions.push(Completion { ticket, result });
+            was_empty
+        });
+        self.wake_unless_own_thread(was_empty);
+    }
+
+    /// Queues the answer to a replay request of one of this loop's connections.
+    pub(crate) fn push_replay(&self, ticket: Ticket, older: OlderEvents) {
+        let was_empty = self.with_queue(|queue| {
+            let was_empty = queue.is_empty();
+            queue.replays.push(ReplayAnswer { ticket, older });
             was_empty
         });
         self.wake_unless_own_thread(was_empty);

@@ -14,9 +14,9 @@
 //!   `local`: publishing without a token only directly from this host) and CORS, once a
 //!   request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
-//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
+//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish and replay answers), the
 //!   in-process [`LocalBroker`], and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`:
-//!   publish script, feed reader, backfill).
+//!   publisher thread and script, feed reader, backfill, replay from Redis on demand).
 //! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
 //! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.

@@ -53,6 +53,9 @@ pub struct Metrics {
     backplane_down: AtomicBool,
     /// Times the backplane's feed connection was re-established.
     backplane_reconnects: AtomicU64,
+    /// Replays the loops' logs could not vouch for that were answered from the broker's store
+    /// (Redis's topic streams).
+    pub backplane_replays: AtomicU64,
     rejected: [AtomicU64; REJECTED_STATUSES.len()],
 }
 
@@ -194,6 +197,12 @@ impl Metrics {
             self.backplane_reconnects.load(Relaxed),
         );
         metric(
+            "sse_backplane_replays_total",
+            "counter",
+            "Replays from Last-Event-ID older than this node's logs vouch for, answered from Redis's topic streams.",
+            self.backplane_replays.load(Relaxed),
+        );
+        metric(
             "sse_token_expiry_closes_total",
             "counter",
             "Streams closed because their JSON Web Token expired (exp plus --jwt-leeway).",
@@ -323,6 +332,7 @@ mod tests {
             "sse_fanout_backlog_seconds ",
             "sse_backplane_up 1",
             "sse_backplane_reconnects_total 0",
+            "sse_backplane_replays_total 0",
             "# TYPE sse_loop_connections gauge",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

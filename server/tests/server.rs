@@ -15,6 +15,8 @@
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
+//! - `backplane_replay`: replay from Redis on demand when a node's logs do not reach back far
+//!   enough (evicted history, a forgotten topic), and a point Redis no longer holds told as a gap.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
 //!   only while watched.
 //! - `jwt`: JSON Web Tokens per topic, made by PyJWT and `jose`: every `401` and `403`, the
@@ -32,6 +34,8 @@ mod util;
 mod access;
 #[path = "server/backplane.rs"]
 mod backplane;
+#[path = "server/backplane_replay.rs"]
+mod backplane_replay;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
 #[path = "server/console.rs"]

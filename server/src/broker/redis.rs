@@ -14,6 +14,8 @@
 //!   topics' streams up to the feed's newest entry and delivers them, so replay with
 //!   `Last-Event-ID` works on a node started after the events; the loops vouch for ids from the
 //!   oldest event backfilled.
+//! - **Replay on demand** (`replayer.rs`). A client's `Last-Event-ID` older than a loop's logs
+//!   vouch for is answered from the topic streams by a thread of its own, then live.
 //! - **Trouble**. Both connections reconnect with exponential backoff and jitter; the reader
 //!   resumes from the last id it delivered (nothing twice, nothing skipped that Redis still has).
 //!   While either is down, `/healthz` answers 503 and `sse_backplane_up` is 0.
@@ -22,18 +24,20 @@ mod backfill;
 mod entries;
 mod publisher;
 mod reader;
+mod replayer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Broker, PublishReply, PublishRequest};
+use super::{Broker, PublishReply, PublishRequest, ReplayReply, ReplayRequest};
 use crate::config::Config;
 use crate::event::EventId;
 use crate::feed::Feeds;
 use crate::metrics::Metrics;
 use publisher::{Job, run_publisher};
+use replayer::ReplayJob;
 
 /// How long a publish may wait for Redis in all (queue, connect, round trip) before it is
 /// answered `Unavailable`.
@@ -41,6 +45,9 @@ pub const MAX_PUBLISH_WAIT: Duration = Duration::from_millis(900);
 
 /// Time allowed to open a connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Replay requests queued for the replay thread at most; past it, "nothing older" at once.
+const REPLAY_QUEUE_LENGTH: usize = 4096;
 
 /// Publishes queued for the publisher thread at most; past it, `Unavailable` at once (the loop
 /// never waits on the channel).
@@ -58,6 +65,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const ID_KEY: &str = "{sse}:id";
 const FEED_KEY: &str = "{sse}:feed";
 const TOPICS_KEY: &str = "{sse}:topics";
+/// Ids above this one are all in this Redis's dataset (set by the first publish into it).
+const SINCE_KEY: &str = "{sse}:since";
 
 /// The stream key of one topic.
 fn topic_key(topic: &str) -> String {
@@ -90,6 +99,8 @@ struct Shared {
     client: redis::Client,
     /// Events kept per topic stream (`--history`).
     history: usize,
+    /// Bytes replayed per topic at most (`--history-bytes`, as the loops' history window).
+    history_bytes: u64,
     /// Topic stream expiry (`--topic-ttl`), in milliseconds.
     topic_ttl_ms: u64,
     /// Topics backfilled at most (`--max-topics`).
@@ -184,6 +195,9 @@ pub struct RedisBroker {
     jobs: SyncSender<Job>,
     /// The publisher thread's end of `jobs`, taken when the broker is attached.
     jobs_receiver: Mutex<Option<Receiver<Job>>>,
+    replays: SyncSender<ReplayJob>,
+    /// The replay thread's end of `replays`, taken when the broker is attached.
+    replays_receiver: Mutex<Option<Receiver<ReplayJob>>>,
     shared: Arc<Shared>,
 }
 
@@ -199,12 +213,16 @@ impl RedisBroker {
         }
         let client = redis::Client::open(url).map_err(RedisSetupError::BadUrl)?;
         let (jobs, jobs_receiver) = mpsc::sync_channel(QUEUE_LENGTH);
+        let (replays, replays_receiver) = mpsc::sync_channel(REPLAY_QUEUE_LENGTH);
         Ok(RedisBroker {
             jobs,
             jobs_receiver: Mutex::new(Some(jobs_receiver)),
+            replays,
+            replays_receiver: Mutex::new(Some(replays_receiver)),
             shared: Arc::new(Shared {
                 client,
                 history: config.history.max(1),
+                history_bytes: config.history_bytes,
                 topic_ttl_ms: config.topic_ttl.as_millis().clamp(1, u64::MAX as u128) as u64,
                 max_topics: config.max_topics,
                 backfill_bytes: config.history_memory,
@@ -277,6 +295,12 @@ impl Broker for RedisBroker {
         let _ = shared.feeds.set(feeds);
         let reader_shared = shared.clone();
         let publisher_shared = shared.clone();
+        let replay_shared = shared.clone();
+        let replays = self
+            .replays_receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // A thread that cannot start leaves the backplane down, which /healthz reports.
         let _ = std::thread::Builder::new()
             .name("redis-feed".into())
@@ -284,6 +308,12 @@ impl Broker for RedisBroker {
         let _ = std::thread::Builder::new()
             .name("redis-publish".into())
             .spawn(move || run_publisher(&publisher_shared, jobs));
+        if let Some(replays) = replays {
+            // Without it every replay request is dropped, which answers "nothing older".
+            let _ = std::thread::Builder::new()
+                .name("redis-replay".into())
+                .spawn(move || replayer::run(&replay_shared, replays));
+        }
     }
 
     fn publish(&self, request: PublishRequest, reply: PublishReply) {
@@ -308,6 +338,11 @@ impl Broker for RedisBroker {
 
     fn known_from(&self) -> EventId {
         self.shared.known_from.load(Ordering::Acquire)
+    }
+
+    fn replay(&self, request: ReplayRequest, reply: ReplayReply) {
+        // Full or gone: the dropped job's reply answers "nothing older".
+        let _ = self.replays.try_send(ReplayJob { request, reply });
     }
 }
 
@@ -335,7 +370,7 @@ mod tests {
     /// Every key shares the one hash tag (Redis Cluster runs a script only on one slot).
     #[test]
     fn keys_share_one_hash_tag() {
-        for key in [ID_KEY, FEED_KEY, TOPICS_KEY, &topic_key("a{b}c")] {
+        for key in [ID_KEY, FEED_KEY, TOPICS_KEY, SINCE_KEY, &topic_key("a{b}c")] {
             assert!(key.starts_with("{sse}:"), "{key}");
         }
     }

@@ -12,9 +12,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use super::EventLoop;
-use crate::connection::{Connection, State, Stream};
+use crate::broker::{OlderEvents, ReplayReply, ReplayRequest};
+use crate::connection::{Connection, PendingStream, State, Stream};
 use crate::console;
-use crate::fanout::{PendingBytes, Replay, Topics};
+use crate::event::EncodedEvent;
+use crate::fanout::{PendingBytes, Replay, Subscriber, Topics};
+use crate::feed::Ticket;
 use crate::metrics::{LoopCounters, Metrics};
 use crate::params::Subscription;
 use crate::sys;
@@ -39,7 +42,8 @@ enum StreamHealth {
 
 impl EventLoop {
     /// Takes what the broker queued for this loop: events go into the topic logs (with a pass
-    /// scheduled over each touched topic), answers go to the publishers waiting for them.
+    /// scheduled over each touched topic), answers go to the publishers waiting for them, and
+    /// replay answers open the streams waiting for them (after the events queued before them).
     pub(super) fn take_feed(&mut self) {
         let mut inbox = std::mem::take(&mut self.inbox);
         self.feed.take_all(&mut inbox);
@@ -57,12 +61,17 @@ impl EventLoop {
         for completion in inbox.completions.drain(..) {
             self.complete_publish(completion.ticket, completion.result);
         }
+        for answer in inbox.replays.drain(..) {
+            self.complete_replay(answer.ticket, answer.older);
+        }
         self.inbox = inbox;
         self.close_pending();
     }
 
     /// Turns an exchange into an event stream: response head, preamble, then events (a replay
-    /// first when the client sent `Last-Event-ID`). False: close the connection now.
+    /// first when the client sent `Last-Event-ID`). When the loop's logs cannot vouch for that
+    /// id, the broker is asked for what came before it, and the stream opens when the answer
+    /// arrives ([`EventLoop::complete_replay`]). False: close the connection now.
     pub(super) fn start_stream(&mut self, key: usize, subscription: Subscription) -> bool {
         let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
         // Replay and live join by id: the subscriber takes only ids above the one it has, or
@@ -81,9 +90,97 @@ impl EventLoop {
             self.topics.unsubscribe(&subscriber);
             return true;
         };
-        let mut head = Vec::with_capacity(256);
         // Responses already queued on this connection (pipelined) go first.
-        head.extend_from_slice(&exchange.output[exchange.written..]);
+        let output = exchange.output[exchange.written..].to_vec();
+        if let (Replay::Gap, Some(after)) = (replay, subscription.last_event_id) {
+            // The subscriber stays registered meanwhile: what arrives from now on is held for it.
+            let serial = self.next_serial;
+            self.next_serial += 1;
+            let request = ReplayRequest {
+                topics: names.iter().map(|&name| Box::from(name)).collect(),
+                after,
+            };
+            self.connections[key].state = State::Replaying(Box::new(PendingStream {
+                serial,
+                subscription,
+                subscriber,
+                output,
+            }));
+            let reply = ReplayReply::to_loop(self.feed.clone(), Ticket { key, serial });
+            self.broker.replay(request, reply);
+            return true;
+        }
+        self.open_stream(key, subscription, subscriber, replay, output, &[])
+    }
+
+    /// The broker answered a replay request: the stream opens with the broker's events when
+    /// they reach further back than the loop's own (or are complete), the loop's otherwise.
+    pub(super) fn complete_replay(&mut self, ticket: Ticket, older: OlderEvents) {
+        let key = ticket.key;
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if !matches!(&connection.state, State::Replaying(p) if p.serial == ticket.serial) {
+            return;
+        }
+        // Replaced at once by `open_stream` (which sets the state before anything can close it).
+        let placeholder = State::Lingering {
+            deadline: Instant::now(),
+        };
+        let State::Replaying(pending) = std::mem::replace(&mut connection.state, placeholder)
+        else {
+            return;
+        };
+        let PendingStream {
+            subscription,
+            mut subscriber,
+            output,
+            ..
+        } = *pending;
+        let after = subscription.last_event_id.unwrap_or_default();
+        let mut events = older.events;
+        events.retain(|event| event.id > after);
+        let local_first = subscriber.next_id(&self.topics);
+        let from_broker = older.complete
+            || events
+                .first()
+                .is_some_and(|event| local_first.is_none_or(|id| event.id < id));
+        let (replay, events) = if from_broker {
+            // Log events up to the newest the broker sent are in its answer: skip them.
+            let through = events.last().map_or(after, |event| event.id).max(after);
+            subscriber.skip_through(through, &self.topics);
+            self.metrics()
+                .backplane_replays
+                .fetch_add(1, Ordering::Relaxed);
+            let replay = if older.complete {
+                Replay::Complete
+            } else {
+                Replay::Gap
+            };
+            (replay, events)
+        } else {
+            (Replay::Gap, Vec::new())
+        };
+        if !self.open_stream(key, subscription, subscriber, replay, output, &events) {
+            self.to_close.push(key);
+        }
+    }
+
+    /// Opens the stream: `output` (pipelined responses), the response head, the preamble, a gap
+    /// event if asked for, `older` (events from the broker), then the subscriber's log events.
+    /// False: close the connection now.
+    fn open_stream(
+        &mut self,
+        key: usize,
+        subscription: Subscription,
+        subscriber: Subscriber,
+        replay: Replay,
+        output: Vec<u8>,
+        older: &[EncodedEvent],
+    ) -> bool {
+        let older_bytes: usize = older.iter().map(EncodedEvent::len).sum();
+        let mut head = output;
+        head.reserve(256 + older_bytes);
         head.extend_from_slice(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
         );
@@ -104,6 +201,9 @@ impl EventLoop {
                 head.extend_from_slice(format!("event: gap\ndata: {after}\n\n").as_bytes());
             }
             self.metrics().replay_gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        for event in older {
+            head.extend_from_slice(&event.wire);
         }
         if self.router.config.send_buffer > 0 {
             // Bounds the kernel memory a stuck subscriber can pin (autotuning grows it to

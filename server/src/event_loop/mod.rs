@@ -244,7 +244,8 @@ impl EventLoop {
         let keep = match self.connections[key].state {
             State::Exchanging(_) => self.drive_exchange(key),
             State::Streaming(_) => self.drive_stream(key, writable),
-            State::Lingering { .. } => self.drive_lingering(key),
+            // Waiting for the broker's replay: input is discarded as on a stream.
+            State::Lingering { .. } | State::Replaying(_) => self.drive_lingering(key),
         };
         if !keep {
             self.close(key);
@@ -268,6 +269,10 @@ impl EventLoop {
                 metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             State::Exchanging(_) => {
+                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            State::Replaying(pending) => {
+                self.topics.unsubscribe(&pending.subscriber);
                 metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             State::Lingering { .. } => {}

@@ -10,7 +10,9 @@
 //!
 //! The same log serves replay: it keeps the last `history` events (and at most `history_bytes`),
 //! and a subscriber that reconnects with `Last-Event-ID` starts its cursor just after that id.
-//! When events after that id are no longer retained, the subscription says so ([`Replay::Gap`]).
+//! When events after that id are no longer retained, the subscription says so ([`Replay::Gap`]),
+//! and the loop asks the broker for what it may hold beyond the logs (a backplane's store)
+//! before the stream opens.
 //!
 //! Replay and live delivery join by an id rule: a subscriber takes only ids above the newest one
 //! it has (its `Last-Event-ID`, or the broker's newest id when it connected without one). Events

@@ -14,30 +14,30 @@ use crate::util::{
 };
 
 /// A node's configuration: the test defaults, joined to `redis`.
-fn node_config(redis: &RedisServer) -> sse_server::Config {
+pub(crate) fn node_config(redis: &RedisServer) -> sse_server::Config {
     sse_server::Config {
         redis: Some(redis.url()),
         ..util::config()
     }
 }
 
-fn node(redis: &RedisServer) -> TestServer {
+pub(crate) fn node(redis: &RedisServer) -> TestServer {
     TestServer::start(node_config(redis))
 }
 
-fn healthy(addr: std::net::SocketAddr) -> bool {
+pub(crate) fn healthy(addr: std::net::SocketAddr) -> bool {
     util::get(addr, "/healthz").status == 200
 }
 
 /// Subscribes to `topics` and waits for the stream to open.
-fn subscribe(addr: std::net::SocketAddr, topics: &[&str]) -> SseStream {
+pub(crate) fn subscribe(addr: std::net::SocketAddr, topics: &[&str]) -> SseStream {
     let mut stream = SseStream::subscribe(addr, topics);
     stream.read_preamble(deadline());
     stream
 }
 
 /// Subscribes to `topic` with `Last-Event-ID: last`.
-fn resume(addr: std::net::SocketAddr, topic: &str, last: u64) -> SseStream {
+pub(crate) fn resume(addr: std::net::SocketAddr, topic: &str, last: u64) -> SseStream {
     let mut stream = SseStream::open(
         addr,
         &format!("/events?topic={topic}"),
@@ -48,7 +48,7 @@ fn resume(addr: std::net::SocketAddr, topic: &str, last: u64) -> SseStream {
 }
 
 /// Reads `count` events; returns their ids.
-fn ids(stream: &mut SseStream, count: usize) -> Vec<u64> {
+pub(crate) fn ids(stream: &mut SseStream, count: usize) -> Vec<u64> {
     (0..count)
         .map(|_| stream.next_event().id.expect("event id"))
         .collect()

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::{
-    Backoff, CONNECT_TIMEOUT, FEED_KEY, FEED_LENGTH, ID_KEY, MAX_PUBLISH_WAIT, Shared, TOPICS_KEY,
-    entries, topic_key,
+    Backoff, CONNECT_TIMEOUT, FEED_KEY, FEED_LENGTH, ID_KEY, MAX_PUBLISH_WAIT, SINCE_KEY, Shared,
+    TOPICS_KEY, entries, topic_key,
 };
 use crate::broker::{PublishReply, PublishRequest};
 use crate::event::EventId;
@@ -176,10 +176,11 @@ fn send_batch(
         let topics = request.topics();
         pipe.cmd("EVALSHA")
             .arg(&link.digest)
-            .arg(3 + topics.len())
+            .arg(4 + topics.len())
             .arg(ID_KEY)
             .arg(FEED_KEY)
-            .arg(TOPICS_KEY);
+            .arg(TOPICS_KEY)
+            .arg(SINCE_KEY);
         for topic in topics {
             pipe.arg(topic_key(topic));
         }
