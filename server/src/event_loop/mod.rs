@@ -14,6 +14,7 @@
 //! passes for a budget of subscribers; on a tick, timers. The rooms:
 //! - `accept`: accepting, the connection limit and its `503`, pausing at the fd limit.
 //! - `exchange`: the request/response driver and what the loop does with its outcomes.
+//! - `opening`: subscribing, replay from the broker beyond the logs, the stream's head.
 //! - `delivery`: the feed, fan-out passes, stream writes, heartbeats.
 //! - `passes`: the order of fan-out visits, fair between topics; the loop's backlog.
 //! - `backpressure`: publishes wait while any loop's backlog is over `--max-backlog`.
@@ -25,6 +26,7 @@ mod backpressure;
 mod delivery;
 mod drain;
 pub mod exchange;
+mod opening;
 mod passes;
 
 use std::io;
