@@ -59,11 +59,17 @@ pub struct Inbox {
     pub completions: Vec<Completion>,
     /// Replay answers (taken after the events queued before them).
     pub replays: Vec<ReplayAnswer>,
+    /// Events up to this id may never reach the loop (the broker lost them: a backplane's feed
+    /// trimmed while the node was cut off); 0 for none. Taken before the events queued with it.
+    pub lost_through: EventId,
 }
 
 impl Inbox {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.completions.is_empty() && self.replays.is_empty()
+        self.events.is_empty()
+            && self.completions.is_empty()
+            && self.replays.is_empty()
+            && self.lost_through == 0
     }
 }
 
@@ -163,6 +169,16 @@ impl LoopFeed {
         self.wake_unless_own_thread(was_empty);
     }
 
+    /// Tells the loop that events up to `through` may never reach it.
+    pub fn push_lost_through(&self, through: EventId) {
+        let was_empty = self.with_queue(|queue| {
+            let was_empty = queue.is_empty();
+            queue.lost_through = queue.lost_through.max(through);
+            was_empty
+        });
+        self.wake_unless_own_thread(was_empty);
+    }
+
     /// True when something is queued (the loop then polls without blocking).
     pub(crate) fn has_pending(&self) -> bool {
         self.with_queue(|queue| !queue.is_empty())
@@ -215,6 +231,16 @@ impl Feeds {
     pub fn deliver(&self, event: Arc<Published>) {
         for feed in self.loops.iter() {
             feed.push_event(event.clone());
+        }
+    }
+
+    /// Tells every loop that events up to `through` may never reach it: each then vouches for
+    /// nothing up to it and ends its open streams, so clients reconnect with `Last-Event-ID`
+    /// and replay from the broker's store or are told of a gap. Call in order with
+    /// [`Feeds::deliver`]: before delivering anything newer than `through`.
+    pub fn lost_through(&self, through: EventId) {
+        for feed in self.loops.iter() {
+            feed.push_lost_through(through);
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Metrics {
     backplane_down: AtomicBool,
     /// Times the backplane's feed connection was re-established.
     backplane_reconnects: AtomicU64,
+    /// Times the feed was found trimmed past this node's last event (its streams were ended).
+    backplane_feed_gaps: AtomicU64,
     /// Replays the loops' logs could not vouch for that were answered from the broker's store
     /// (Redis's topic streams).
     pub backplane_replays: AtomicU64,
@@ -100,6 +102,11 @@ impl Metrics {
     /// Counts a reconnection to the backplane.
     pub fn count_backplane_reconnect(&self) {
         self.backplane_reconnects.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a feed found trimmed past this node's last event.
+    pub fn count_backplane_feed_gap(&self) {
+        self.backplane_feed_gaps.fetch_add(1, Relaxed);
     }
 
     /// Adds a loop's counts and zeroes them.
@@ -195,6 +202,12 @@ impl Metrics {
             "counter",
             "Times the backplane's feed connection was re-established.",
             self.backplane_reconnects.load(Relaxed),
+        );
+        metric(
+            "sse_backplane_feed_gaps_total",
+            "counter",
+            "Times the feed was trimmed past this node's last event while it was cut off from Redis (its streams were ended, so clients replay).",
+            self.backplane_feed_gaps.load(Relaxed),
         );
         metric(
             "sse_backplane_replays_total",
@@ -333,6 +346,7 @@ mod tests {
             "sse_backplane_up 1",
             "sse_backplane_reconnects_total 0",
             "sse_backplane_replays_total 0",
+            "sse_backplane_feed_gaps_total 0",
             "# TYPE sse_loop_connections gauge",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

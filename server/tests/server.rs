@@ -15,6 +15,8 @@
 //! - `access`: publish and subscribe tokens, CORS.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
+//! - `backplane_outage`: one node cut off from Redis: the feed trimmed meanwhile (streams end,
+//!   replay recovers), and a persistent Redis restarted meanwhile (nothing acknowledged lost).
 //! - `backplane_replay`: replay from Redis on demand when a node's logs do not reach back far
 //!   enough (evicted history, a forgotten topic), and a point Redis no longer holds told as a gap.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
@@ -34,6 +36,8 @@ mod util;
 mod access;
 #[path = "server/backplane.rs"]
 mod backplane;
+#[path = "server/backplane_outage.rs"]
+mod backplane_outage;
 #[path = "server/backplane_replay.rs"]
 mod backplane_replay;
 #[path = "server/broker_seam.rs"]

@@ -25,6 +25,7 @@ mod entries;
 mod publisher;
 mod reader;
 mod replayer;
+mod stream_info;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::EventLoop;
 use crate::connection::{Connection, State};
+use crate::event::EventId;
 use crate::fanout::{PendingBytes, Topics};
 use crate::metrics::{LoopCounters, Metrics};
 
@@ -41,6 +42,11 @@ impl EventLoop {
     pub(super) fn take_feed(&mut self) {
         let mut inbox = std::mem::take(&mut self.inbox);
         self.feed.take_all(&mut inbox);
+        if inbox.lost_through != 0 {
+            // Before the events queued with it: no stream may get an event past the loss.
+            self.end_streams_after_loss(inbox.lost_through);
+            inbox.lost_through = 0;
+        }
         if !inbox.events.is_empty() {
             self.touched.clear();
             for published in inbox.events.drain(..) {
@@ -60,6 +66,22 @@ impl EventLoop {
         }
         self.inbox = inbox;
         self.close_pending();
+    }
+
+    /// Events up to `through` will never reach this loop: the logs vouch for nothing up to it,
+    /// and every stream (and every one waiting for a replay) ends now, so its client reconnects
+    /// with `Last-Event-ID` and replays from the broker or is told of the gap.
+    fn end_streams_after_loss(&mut self, through: EventId) {
+        self.topics.vouch_only_after(through);
+        let streams: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| matches!(c.state, State::Streaming(_) | State::Replaying(_)))
+            .map(|(key, _)| key)
+            .collect();
+        for key in streams {
+            self.close(key);
+        }
     }
 
     /// Handles readiness of a streaming connection: input is discarded (a client has nothing

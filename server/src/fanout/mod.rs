@@ -328,6 +328,15 @@ impl Topics {
         Ok((Subscriber::new(cursors, skip_through, self), replay))
     }
 
+    /// Vouches for nothing up to `id` any more (events up to it were lost on their way to this
+    /// loop): replay from before it is told as a gap in every topic, known or new.
+    pub fn vouch_only_after(&mut self, id: EventId) {
+        self.unknown_through = self.unknown_through.max(id);
+        for (_, log) in self.logs.iter_mut() {
+            log.floor_id = log.floor_id.max(id);
+        }
+    }
+
     /// Removes a subscriber, and any topic left with neither subscribers nor events.
     pub fn unsubscribe(&mut self, subscriber: &Subscriber) {
         for cursor in subscriber.cursors.iter() {

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use super::{Backoff, CONNECT_TIMEOUT, ID_KEY, SINCE_KEY, Shared, entries, topic_key};
+use super::entries::{self, integer, time_micros};
+use super::stream_info::StreamInfo;
+use super::{Backoff, CONNECT_TIMEOUT, ID_KEY, SINCE_KEY, Shared, topic_key};
 use crate::broker::{OlderEvents, ReplayReply, ReplayRequest};
 use crate::event::{EncodedEvent, EventId};
 use crate::log::RateLimited;
@@ -166,14 +168,13 @@ fn topic_window(
     let vouched = match info {
         // No such key: never published in this dataset, or expired (no publish within the TTL).
         Value::ServerError(_) => in_dataset && after.saturating_add(ttl_us) >= now,
-        Value::Array(_) | Value::Map(_) => {
-            let fields = fields_of(info);
-            let first = field(&fields, "first-entry").and_then(entry_head_id);
-            let removed = removed_after(&fields, first, after);
-            let restarted = first.is_some_and(|first| after.saturating_add(ttl_us) < first);
-            in_dataset && removed == Some(false) && !restarted
+        other => {
+            let info = StreamInfo::parse(other).ok_or_else(|| unexpected("XINFO STREAM"))?;
+            let restarted = info
+                .first
+                .is_some_and(|first| after.saturating_add(ttl_us) < first);
+            in_dataset && info.removed_after(after) == Some(false) && !restarted
         }
-        _ => return Err(unexpected("XINFO STREAM")),
     };
     if let Value::ServerError(_) = range {
         // The key exists but is not a stream (not ours): nothing to send, nothing vouched for.
@@ -204,156 +205,10 @@ fn topic_window(
     })
 }
 
-/// Whether entries after `after` may have been removed from a stream, from its `XINFO STREAM`
-/// fields; `None` when a Redis before 7.0 does not say (nothing can be vouched for then).
-/// Trimming (`MAXLEN`) removes the oldest entries, so all it removed is below the first entry
-/// left (or, in an empty stream, up to the last id generated); `XDEL` is told apart by
-/// `max-deleted-entry-id`.
-fn removed_after(
-    fields: &[(&[u8], &Value)],
-    first: Option<EventId>,
-    after: EventId,
-) -> Option<bool> {
-    let added = integer(field(fields, "entries-added")?)?;
-    let length = integer(field(fields, "length")?)?;
-    let deleted = entries::entry_id(field(fields, "max-deleted-entry-id")?)?;
-    let last = entries::entry_id(field(fields, "last-generated-id")?)?;
-    let below = first.unwrap_or(last.saturating_add(1));
-    let trimmed = added > length && after.saturating_add(1) < below;
-    Some(trimmed || deleted > after)
-}
-
-/// The key-value pairs of an `XINFO STREAM` reply (a flat array in RESP2, a map in RESP3).
-fn fields_of(info: &Value) -> Vec<(&[u8], &Value)> {
-    match info {
-        Value::Array(items) => items
-            .chunks_exact(2)
-            .filter_map(|pair| Some((bytes(&pair[0])?, &pair[1])))
-            .collect(),
-        Value::Map(pairs) => pairs
-            .iter()
-            .filter_map(|(key, value)| Some((bytes(key)?, value)))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn field<'v>(fields: &[(&[u8], &'v Value)], name: &str) -> Option<&'v Value> {
-    fields
-        .iter()
-        .find(|(key, _)| *key == name.as_bytes())
-        .map(|(_, value)| *value)
-}
-
-/// The id of an entry `[ID, fields]` (`first-entry`); `None` for nil (an empty stream).
-fn entry_head_id(entry: &Value) -> Option<EventId> {
-    match entry {
-        Value::Array(parts) => parts.first().and_then(entries::entry_id),
-        _ => None,
-    }
-}
-
-fn bytes(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(text) => Some(text.as_bytes()),
-        _ => None,
-    }
-}
-
-/// An integer reply, or a decimal bulk string (`GET`); `None` for nil.
-fn integer(value: &Value) -> Option<u64> {
-    match value {
-        Value::Int(n) => u64::try_from(*n).ok(),
-        other => std::str::from_utf8(bytes(other)?).ok()?.parse().ok(),
-    }
-}
-
-/// `TIME`'s `[seconds, microseconds]` in microseconds.
-fn time_micros(value: &Value) -> Option<u64> {
-    match value {
-        Value::Array(parts) => match parts.as_slice() {
-            [seconds, micros] => Some(integer(seconds)? * 1_000_000 + integer(micros)?),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 fn unexpected(what: &'static str) -> redis::RedisError {
     redis::RedisError::from((
         redis::ErrorKind::UnexpectedReturnType,
         "unexpected reply",
         what.to_owned(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bulk(text: &str) -> Value {
-        Value::BulkString(text.as_bytes().to_vec())
-    }
-
-    /// `XINFO STREAM` fields as Redis 7 gives them (RESP2: a flat array).
-    fn info(length: i64, added: i64, deleted: &str, last: &str, first: Option<&str>) -> Value {
-        let first = first.map_or(Value::Nil, |id| {
-            Value::Array(vec![bulk(id), Value::Array(vec![bulk("d"), bulk("x")])])
-        });
-        Value::Array(vec![
-            bulk("length"),
-            Value::Int(length),
-            bulk("last-generated-id"),
-            bulk(last),
-            bulk("max-deleted-entry-id"),
-            bulk(deleted),
-            bulk("entries-added"),
-            Value::Int(added),
-            bulk("first-entry"),
-            first,
-        ])
-    }
-
-    /// Whether entries after an id may be gone, read from `XINFO STREAM`: trimming removes
-    /// entries below the first one left, `XDEL` shows in `max-deleted-entry-id`, and a Redis
-    /// that says neither vouches for nothing.
-    #[test]
-    fn tells_whether_entries_after_an_id_were_removed() {
-        let cases: &[(Value, EventId, Option<bool>)] = &[
-            // Nothing ever removed.
-            (info(8, 8, "0-0", "8-0", Some("1-0")), 0, Some(false)),
-            // 1..3 trimmed, 4..8 left: ids from 3 on lost nothing after them.
-            (info(5, 8, "0-0", "8-0", Some("4-0")), 3, Some(false)),
-            (info(5, 8, "0-0", "8-0", Some("4-0")), 6, Some(false)),
-            (info(5, 8, "0-0", "8-0", Some("4-0")), 2, Some(true)),
-            // Everything trimmed: only ids from the last generated one lost nothing.
-            (info(0, 8, "0-0", "8-0", None), 8, Some(false)),
-            (info(0, 8, "0-0", "8-0", None), 7, Some(true)),
-            // An entry deleted after the id.
-            (info(7, 8, "6-0", "8-0", Some("1-0")), 5, Some(true)),
-            (info(7, 8, "6-0", "8-0", Some("1-0")), 6, Some(false)),
-            // A Redis before 7.0: no entries-added, no max-deleted-entry-id.
-            (Value::Array(vec![bulk("length"), Value::Int(3)]), 0, None),
-        ];
-        for (value, after, expected) in cases {
-            let fields = fields_of(value);
-            let first = field(&fields, "first-entry").and_then(entry_head_id);
-            assert_eq!(
-                removed_after(&fields, first, *after),
-                *expected,
-                "after {after}: {value:?}"
-            );
-        }
-    }
-
-    /// `TIME` and `GET` replies read as numbers.
-    #[test]
-    fn reads_time_and_integers() {
-        let time = Value::Array(vec![bulk("1700000000"), bulk("123456")]);
-        assert_eq!(time_micros(&time), Some(1_700_000_000_123_456));
-        assert_eq!(integer(&bulk("42")), Some(42));
-        assert_eq!(integer(&Value::Int(7)), Some(7));
-        assert_eq!(integer(&Value::Nil), None);
-    }
 }
