@@ -1,6 +1,7 @@
 //! One node cut off from Redis while the others go on (its own Redis account is disabled and
-//! its connections killed: `RedisServer::cut_off`): when the feed was trimmed past it
-//! meanwhile, its streams end and replay from the topic streams recovers every event.
+//! its connections killed: `RedisServer::cut_off`): what was acknowledged meanwhile reaches it
+//! once it is back, exactly once, from the feed; when the feed was trimmed past it meanwhile,
+//! its streams end and replay from the topic streams recovers every event.
 
 use std::time::Duration;
 
@@ -75,5 +76,50 @@ fn a_feed_trimmed_while_a_node_was_cut_off_ends_its_streams_and_replay_recovers(
     assert!(
         again.stays_silent(Duration::from_millis(200)),
         "nothing twice"
+    );
+}
+
+/// Redis with persistence (`--appendonly yes --appendfsync always`) is killed and restarted
+/// while a node is cut off: the events acknowledged meanwhile survive the restart and reach
+/// that node's open stream once it reconnects, exactly once, from its last delivered id; ids
+/// keep increasing; the stream is not ended (the feed still reaches back to the node).
+#[test]
+fn events_acknowledged_while_a_node_was_cut_off_survive_a_persistent_redis_restart() {
+    let mut redis = RedisServer::start_persistent();
+    let publisher_node = node(&redis);
+    let cut = cuttable_node(&redis);
+    let mut stream = subscribe(cut.addr, &["t"]);
+    let mut publisher = Publisher::new(publisher_node.addr);
+    let before = publish_some(&mut publisher, "before", 3);
+    assert_eq!(ids(&mut stream, 3), before);
+
+    redis.cut_off();
+    assert!(
+        wait_until(TIMEOUT, || !healthy(cut.addr)),
+        "the node is cut off"
+    );
+    let acknowledged = publish_some(&mut publisher, "acked", 5);
+    redis.restart();
+    for node in [&publisher_node, &cut] {
+        assert!(
+            wait_until(TIMEOUT, || healthy(node.addr)),
+            "the nodes reconnect after the restart"
+        );
+    }
+    assert_eq!(
+        ids(&mut stream, 5),
+        acknowledged,
+        "each acknowledged event once"
+    );
+    let after = publish_some(&mut publisher, "after", 3);
+    assert!(after[0] > acknowledged[4], "ids keep increasing: {after:?}");
+    assert_eq!(ids(&mut stream, 3), after);
+    assert!(
+        stream.stays_silent(Duration::from_millis(200)),
+        "nothing twice"
+    );
+    assert_eq!(
+        metric(&metrics(cut.addr), "sse_backplane_feed_gaps_total"),
+        0.0
     );
 }
