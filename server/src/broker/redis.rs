@@ -32,6 +32,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use redis::IntoConnectionInfo;
+
 use super::{Broker, PublishReply, PublishRequest, ReplayReply, ReplayRequest};
 use crate::config::Config;
 use crate::event::EventId;
@@ -40,7 +42,7 @@ use crate::metrics::Metrics;
 use publisher::{Job, run_publisher};
 use replayer::ReplayJob;
 
-/// How long a publish may wait for Redis in all (queue, connect, round trip) before it is
+/// How long a publish may wait for Redis in all (queue, connect, script load, round trip) before it is
 /// answered `Unavailable`.
 pub const MAX_PUBLISH_WAIT: Duration = Duration::from_millis(900);
 
@@ -98,6 +100,9 @@ pub enum RedisSetupError {
 /// What the broker's threads share.
 struct Shared {
     client: redis::Client,
+    /// Replies the client reads while setting up a connection (`AUTH`, `SELECT`): each read may
+    /// take the whole connect timeout, so [`Shared::connect`] divides its budget by them.
+    setup_replies: u32,
     /// Events kept per topic stream (`--history`).
     history: usize,
     /// Bytes replayed per topic at most (`--history-bytes`, as the loops' history window).
@@ -141,6 +146,14 @@ impl Shared {
                 self.reader_up.load(Ordering::Acquire) && self.publisher_up.load(Ordering::Acquire);
             metrics.set_backplane_up(up);
         }
+    }
+
+    /// A connection opened within `budget` in all (TCP connect and set-up), or an error. The
+    /// client gives each set-up read the whole timeout, hence the division.
+    fn connect(&self, budget: Duration) -> redis::RedisResult<redis::Connection> {
+        let per_read = budget / self.setup_replies.max(1);
+        self.client
+            .get_connection_with_timeout(per_read.max(Duration::from_millis(1)))
     }
 
     fn stopped(&self) -> bool {
@@ -212,7 +225,15 @@ impl RedisBroker {
         {
             return Err(RedisSetupError::TlsUnsupported);
         }
-        let client = redis::Client::open(url).map_err(RedisSetupError::BadUrl)?;
+        let info = url
+            .into_connection_info()
+            .map_err(RedisSetupError::BadUrl)?;
+        // No `CLIENT SETINFO` at connect: one read fewer that a hung Redis can hold up.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let setup_replies =
+            u32::from(settings.password().is_some()) + u32::from(settings.db() != 0);
+        let client = redis::Client::open(info.set_redis_settings(settings))
+            .map_err(RedisSetupError::BadUrl)?;
         let (jobs, jobs_receiver) = mpsc::sync_channel(QUEUE_LENGTH);
         let (replays, replays_receiver) = mpsc::sync_channel(REPLAY_QUEUE_LENGTH);
         Ok(RedisBroker {
@@ -222,6 +243,7 @@ impl RedisBroker {
             replays_receiver: Mutex::new(Some(replays_receiver)),
             shared: Arc::new(Shared {
                 client,
+                setup_replies,
                 history: config.history.max(1),
                 history_bytes: config.history_bytes,
                 topic_ttl_ms: config.topic_ttl.as_millis().clamp(1, u64::MAX as u128) as u64,

@@ -24,6 +24,12 @@ const SCRIPT: &str = include_str!("../redis_script.lua");
 /// Publishes sent in one pipelined round trip at most.
 const MAX_BATCH: usize = 256;
 
+/// Time kept back for the publish round trip when connecting with publishes waiting.
+const MIN_SEND_TIME: Duration = Duration::from_millis(100);
+
+/// A connection attempt needs at least this much time to be worth trying.
+const MIN_CONNECT_BUDGET: Duration = Duration::from_millis(20);
+
 /// One publish waiting for the publisher thread.
 pub(super) struct Job {
     pub(super) request: PublishRequest,
@@ -40,13 +46,19 @@ struct PublishLink {
     epoch: u64,
 }
 
-fn connect_publisher(shared: &Shared) -> redis::RedisResult<PublishLink> {
+/// Connects and loads the script within `budget` in all (connect, set-up, `SCRIPT LOAD`): a
+/// Redis that accepts connections but does not answer (stopped, overloaded) must not hold the
+/// queued publishes past their wait.
+fn connect_publisher(shared: &Shared, budget: Duration) -> redis::RedisResult<PublishLink> {
+    let started = Instant::now();
     let epoch = shared.epoch.load(Ordering::Acquire);
-    let mut connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    // A Redis that accepts connections but does not answer (stopped, overloaded) must not
-    // hold the queued publishes past their wait.
-    connection.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-    connection.set_write_timeout(Some(MAX_PUBLISH_WAIT))?;
+    let mut connection = shared.connect(budget)?;
+    let left = budget.saturating_sub(started.elapsed());
+    if left.is_zero() {
+        return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+    }
+    connection.set_read_timeout(Some(left))?;
+    connection.set_write_timeout(Some(left))?;
     let digest: String = redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(SCRIPT)
@@ -67,18 +79,20 @@ struct Publisher {
 }
 
 impl Publisher {
-    /// Connects unless connected or waiting out a backoff; drops a link opened before the
-    /// reader's last reconnection first.
-    fn ensure_link(&mut self, shared: &Shared) {
+    /// Connects, taking at most `budget`, unless connected, waiting out a backoff, or the
+    /// budget is too short to try; drops a link opened before the reader's last reconnection
+    /// first.
+    fn ensure_link(&mut self, shared: &Shared, budget: Duration) {
         let epoch = shared.epoch.load(Ordering::Acquire);
         if self.link.as_ref().is_some_and(|link| link.epoch != epoch) {
             self.link = None;
             self.next_attempt = Instant::now();
         }
-        if self.link.is_some() || Instant::now() < self.next_attempt {
+        if self.link.is_some() || Instant::now() < self.next_attempt || budget < MIN_CONNECT_BUDGET
+        {
             return;
         }
-        match connect_publisher(shared) {
+        match connect_publisher(shared, budget) {
             Ok(connected) => {
                 self.link = Some(connected);
                 self.backoff.reset();
@@ -107,8 +121,9 @@ pub(super) fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
-        // Reconnecting also while idle keeps `/healthz` true to what the next publish meets.
-        publisher.ensure_link(shared);
+        // Reconnecting also while idle keeps `/healthz` true to what the next publish meets;
+        // a publish queued meanwhile waits for it at most `CONNECT_TIMEOUT`.
+        publisher.ensure_link(shared, CONNECT_TIMEOUT);
         match jobs.recv_timeout(Duration::from_millis(100)) {
             Ok(job) => batch.push(job),
             Err(RecvTimeoutError::Timeout) => continue,
@@ -120,23 +135,28 @@ pub(super) fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        publisher.ensure_link(shared);
+        if publisher.link.is_none() {
+            // Connect only within what the oldest publish may still wait, less a round trip's
+            // share: a publish is answered within MAX_PUBLISH_WAIT, never after.
+            let budget = time_left(&mut batch).saturating_sub(MIN_SEND_TIME);
+            publisher.ensure_link(shared, budget);
+        }
         let Some(link) = publisher.link.as_mut() else {
             // Down: every dropped reply answers Unavailable at once.
             batch.clear();
             continue;
         };
         // A publish that already waited too long is refused rather than answered late.
-        let now = Instant::now();
-        batch.retain(|job| now.duration_since(job.queued) < MAX_PUBLISH_WAIT);
-        let Some(oldest) = batch.iter().map(|job| job.queued).min() else {
+        let left = time_left(&mut batch);
+        if batch.is_empty() {
             continue;
-        };
+        }
         // Wait for Redis only as long as the oldest publish of the batch may still wait.
-        let left = MAX_PUBLISH_WAIT.saturating_sub(oldest.elapsed());
+        let left = Some(left.max(Duration::from_millis(1)));
         let sent = link
             .connection
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .set_read_timeout(left)
+            .and_then(|()| link.connection.set_write_timeout(left))
             .and_then(|()| send_batch(shared, link, &batch));
         match sent {
             Ok(ids) => {
@@ -160,6 +180,18 @@ pub(super) fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
             }
         }
     }
+}
+
+/// Drops (answers Unavailable) the publishes that waited [`MAX_PUBLISH_WAIT`] already; returns
+/// how long the oldest of the rest may still wait (zero when none is left).
+fn time_left(batch: &mut Vec<Job>) -> Duration {
+    let now = Instant::now();
+    batch.retain(|job| now.duration_since(job.queued) < MAX_PUBLISH_WAIT);
+    batch
+        .iter()
+        .map(|job| MAX_PUBLISH_WAIT.saturating_sub(now.duration_since(job.queued)))
+        .min()
+        .unwrap_or_default()
 }
 
 /// Runs one pipelined round trip of the publish script; one id per job (`None` where the reply

@@ -44,12 +44,6 @@ pub(super) fn run(shared: &Shared, mut last: EventId) {
                 continue;
             }
         };
-        let reconnect = shared.epoch.fetch_add(1, Ordering::AcqRel) > 0;
-        if let Some(metrics) = shared.metrics.get()
-            && reconnect
-        {
-            metrics.count_backplane_reconnect();
-        }
         match trimmed_past(&mut connection, last) {
             Ok(None) => {}
             Ok(Some(oldest)) => {
@@ -69,6 +63,13 @@ pub(super) fn run(shared: &Shared, mut last: EventId) {
                 shared.pause(backoff.next_delay());
                 continue;
             }
+        }
+        // Counted once Redis answered: a stopped Redis still accepts connections.
+        let reconnect = shared.epoch.fetch_add(1, Ordering::AcqRel) > 0;
+        if let Some(metrics) = shared.metrics.get()
+            && reconnect
+        {
+            metrics.count_backplane_reconnect();
         }
         shared.set_up(&shared.reader_up, true);
         backoff.reset();
@@ -132,7 +133,7 @@ fn trimmed_past(
 }
 
 fn connect(shared: &Shared) -> redis::RedisResult<redis::Connection> {
-    let connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    let connection = shared.connect(CONNECT_TIMEOUT)?;
     // A Redis that stops answering shows up within one block plus this.
     connection.set_read_timeout(Some(
         Duration::from_millis(BLOCK_MS) + Duration::from_secs(2),

@@ -87,7 +87,7 @@ pub(super) fn run(shared: &Shared, jobs: Receiver<ReplayJob>) {
 }
 
 fn connect(shared: &Shared) -> redis::RedisResult<redis::Connection> {
-    let connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    let connection = shared.connect(CONNECT_TIMEOUT)?;
     connection.set_read_timeout(Some(READ_TIMEOUT))?;
     connection.set_write_timeout(Some(READ_TIMEOUT))?;
     Ok(connection)
