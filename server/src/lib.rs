@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: start-up and shutdown: binds one listener per loop, raises the fd limit, runs the loops.
+//! - [`server`]: start-up and shutdown: binds one listener per loop, raises the fd limit, runs
+//!   the loops.
 //! - [`event_loop`]: one thread's `mio` loop, by room: dispatch and timers, `accept`,
 //!   `exchange` (the request/response driver), `delivery` (feed, fan-out passes), `drain`.
 //! - [`connection`]: a connection's state machine (exchanging requests, streaming, lingering).

@@ -1,6 +1,6 @@
-//! Start-up and shutdown: binds the listeners (one per loop), raises the open-file limit, starts one event loop
-//! per thread (and the demo source and the console's stats source), and waits for them to
-//! finish.
+//! Start-up and shutdown: binds the listeners (one per loop), raises the open-file limit,
+//! starts one event loop per thread (and the demo source and the console's stats source), and
+//! waits for them to finish.
 
 use std::io;
 use std::net::SocketAddr;

@@ -42,8 +42,8 @@ use crate::metrics::Metrics;
 use publisher::{Job, run_publisher};
 use replayer::ReplayJob;
 
-/// How long a publish may wait for Redis in all (queue, connect, script load, round trip) before it is
-/// answered `Unavailable`.
+/// How long a publish may wait for Redis in all (queue, connect, script load, round trip)
+/// before it is answered `Unavailable`.
 pub const MAX_PUBLISH_WAIT: Duration = Duration::from_millis(900);
 
 /// Time allowed to open a connection to Redis.
