@@ -2,13 +2,13 @@
 //!
 //! ```text
 //!   accept ─► Exchanging ──(GET/POST /events)──► Streaming ──(hang-up, lag, shutdown)──► gone
-//!                 │  │                               ▲
-//!                 │  └─(Last-Event-ID older than ──► Replaying ──(the broker's answer)
-//!                 │     the loop's logs vouch for)
-//!                 │  ▲ keep-alive
-//!                 └──┘ request, response, next request (a publish waits for the broker)
-//!                 │
-//!                 └──(error, Connection: close)──► Lingering ──(EOF or deadline)──► gone
+//!              │  ▲  │                               ▲
+//!              │  │  │                               │ the broker's answer
+//!              │  │  └──(Last-Event-ID older ──► Replaying
+//!              │  │      than the logs vouch for)
+//!              └──┘ keep-alive: request, response, next request (a publish waits for the broker)
+//!              │
+//!              └──(error, Connection: close)──► Lingering ──(EOF or deadline)──► gone
 //! ```
 //!
 //! The exchange's driver (reading, parsing, answering) is in `event_loop::exchange`; the
