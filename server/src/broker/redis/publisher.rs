@@ -135,12 +135,11 @@ pub(super) fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if publisher.link.is_none() {
-            // Connect only within what the oldest publish may still wait, less a round trip's
-            // share: a publish is answered within MAX_PUBLISH_WAIT, never after.
-            let budget = time_left(&mut batch).saturating_sub(MIN_SEND_TIME);
-            publisher.ensure_link(shared, budget);
-        }
+        // A link from before the reader's last reconnection is dropped here (Redis may have
+        // restarted); connecting again takes only what the oldest publish may still wait, less
+        // a round trip's share: a publish is answered within MAX_PUBLISH_WAIT, never after.
+        let budget = time_left(&mut batch).saturating_sub(MIN_SEND_TIME);
+        publisher.ensure_link(shared, budget);
         let Some(link) = publisher.link.as_mut() else {
             // Down: every dropped reply answers Unavailable at once.
             batch.clear();
