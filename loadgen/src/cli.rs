@@ -228,14 +228,14 @@ pub struct RunArgs {
     /// publish sent when the last is answered, and measure that burst's delivery: latency from
     /// each event's actual send time, deliveries/s, publishes accepted and refused (a 503 is
     /// refused, not lost), lost and duplicated. Off when not given.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, env = "SSE_LOADGEN_OVERLOAD")]
     pub overload: Option<Duration>,
     /// Publishes in flight during --overload (one publishing connection each).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "SSE_LOADGEN_OVERLOAD_IN_FLIGHT")]
     pub overload_in_flight: usize,
     /// After the --overload burst, wait this long (at most) for the deliveries still owed;
     /// what has not arrived then counts as lost.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "SSE_LOADGEN_OVERLOAD_DRAIN")]
     pub overload_drain: Duration,
     /// Name of the server under test (in JSON and reports).
     #[arg(long, default_value = "server", env = "SSE_LOADGEN_LABEL")]
@@ -288,7 +288,7 @@ pub struct ScaleArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "SSE_LOADGEN_SETTLE_TIMEOUT")]
     pub settle_timeout: Duration,
     /// With --overload: the steps that run the overload phase (default: every step).
-    #[arg(long, value_parser = parse_step_list)]
+    #[arg(long, value_parser = parse_step_list, env = "SSE_LOADGEN_OVERLOAD_STEPS")]
     pub overload_steps: Option<Steps>,
 }
 

@@ -2,10 +2,13 @@
 //!
 //! ```text
 //!   accept ─► Exchanging ──(GET/POST /events)──► Streaming ──(hang-up, lag, shutdown)──► gone
-//!                 │  ▲ keep-alive
-//!                 └──┘ request, response, next request (a publish waits for the broker)
-//!                 │
-//!                 └──(error, Connection: close)──► Lingering ──(EOF or deadline)──► gone
+//!              │  ▲  │                               ▲
+//!              │  │  │                               │ the broker's answer
+//!              │  │  └──(Last-Event-ID older ──► Replaying
+//!              │  │      than the logs vouch for)
+//!              └──┘ keep-alive: request, response, next request (a publish waits for the broker)
+//!              │
+//!              └──(error, Connection: close)──► Lingering ──(EOF or deadline)──► gone
 //! ```
 //!
 //! The exchange's driver (reading, parsing, answering) is in `event_loop::exchange`; the
@@ -22,6 +25,7 @@ use mio::net::TcpStream;
 
 use crate::event_loop::exchange::Exchange;
 use crate::fanout::{PendingBytes, Subscriber};
+use crate::params::Subscription;
 
 /// A client connection.
 pub struct Connection {
@@ -39,6 +43,9 @@ pub enum State {
     Exchanging(Box<Exchange>),
     /// An open event stream.
     Streaming(Stream),
+    /// A stream waiting for the broker's replay of events older than the loop's logs hold
+    /// (boxed: rare, and streams do not pay for it).
+    Replaying(Box<PendingStream>),
     /// A final response is being written; then the write side is shut and input is discarded
     /// until the client closes or `deadline`, so the client reads the response instead of a
     /// reset.
@@ -46,6 +53,19 @@ pub enum State {
         /// When to give up and close.
         deadline: Instant,
     },
+}
+
+/// A stream whose subscriber is registered in the topic logs (so what arrives from now on is
+/// held for it) while the broker looks for the events before (`broker::replay`).
+pub struct PendingStream {
+    /// The loop's number for the replay request (see `feed::Ticket`).
+    pub serial: u64,
+    /// What the client asked for.
+    pub subscription: Subscription,
+    /// Cursors into the topic logs, at the loop's own replay start.
+    pub subscriber: Subscriber,
+    /// Responses to earlier pipelined requests not yet written: they go before the stream.
+    pub output: Vec<u8>,
 }
 
 /// An open event stream.

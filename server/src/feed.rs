@@ -1,4 +1,5 @@
-//! The delivery interface: how any broker pushes events (and publish answers) into the loops.
+//! The delivery interface: how any broker pushes events (and publish and replay answers) into
+//! the loops.
 //!
 //! Each event loop owns one [`LoopFeed`]: a queue guarded by a mutex, and the `mio` waker of the
 //! loop's poll. A broker delivers an event to every loop with [`Feeds::deliver`], in increasing
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::broker::{PublishError, Published};
+use crate::broker::{OlderEvents, PublishError, Published};
 use crate::event::EventId;
 use crate::fanout::Topics;
 
@@ -40,6 +41,15 @@ pub struct Completion {
     pub result: Result<EventId, PublishError>,
 }
 
+/// A broker's answer to one replay request of a loop's connection.
+#[derive(Debug)]
+pub struct ReplayAnswer {
+    /// Who asked.
+    pub ticket: Ticket,
+    /// What the broker holds beyond the loop's logs.
+    pub older: OlderEvents,
+}
+
 /// What a broker has queued for one loop.
 #[derive(Debug, Default)]
 pub struct Inbox {
@@ -47,11 +57,19 @@ pub struct Inbox {
     pub events: Vec<Arc<Published>>,
     /// Publish answers.
     pub completions: Vec<Completion>,
+    /// Replay answers (taken after the events queued before them).
+    pub replays: Vec<ReplayAnswer>,
+    /// Events up to this id may never reach the loop (the broker lost them: a backplane's feed
+    /// trimmed while the node was cut off); 0 for none. Taken before the events queued with it.
+    pub lost_through: EventId,
 }
 
 impl Inbox {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.completions.is_empty()
+        self.events.is_empty()
+            && self.completions.is_empty()
+            && self.replays.is_empty()
+            && self.lost_through == 0
     }
 }
 
@@ -68,6 +86,9 @@ pub struct LoopStats {
     evicted: AtomicU64,
     /// Topics the loop forgot after `--topic-ttl`.
     expired: AtomicU64,
+    /// Client sockets the loop holds (lingering ones included): how evenly the kernel spreads
+    /// connections over the loops' listeners.
+    connections: AtomicU64,
 }
 
 impl LoopStats {
@@ -80,6 +101,12 @@ impl LoopStats {
     /// The loop's backlog.
     pub fn backlog(&self) -> Duration {
         Duration::from_micros(self.backlog_us.load(Ordering::Relaxed))
+    }
+
+    /// Records how many client sockets the loop holds.
+    pub fn set_connections(&self, connections: usize) {
+        self.connections
+            .store(connections as u64, Ordering::Relaxed);
     }
 
     /// Records what the loop's topic logs hold.
@@ -127,6 +154,26 @@ impl LoopFeed {
         let was_empty = self.with_queue(|queue| {
             let was_empty = queue.is_empty();
             queue.completions.push(Completion { ticket, result });
+            was_empty
+        });
+        self.wake_unless_own_thread(was_empty);
+    }
+
+    /// Queues the answer to a replay request of one of this loop's connections.
+    pub(crate) fn push_replay(&self, ticket: Ticket, older: OlderEvents) {
+        let was_empty = self.with_queue(|queue| {
+            let was_empty = queue.is_empty();
+            queue.replays.push(ReplayAnswer { ticket, older });
+            was_empty
+        });
+        self.wake_unless_own_thread(was_empty);
+    }
+
+    /// Tells the loop that events up to `through` may never reach it.
+    pub fn push_lost_through(&self, through: EventId) {
+        let was_empty = self.with_queue(|queue| {
+            let was_empty = queue.is_empty();
+            queue.lost_through = queue.lost_through.max(through);
             was_empty
         });
         self.wake_unless_own_thread(was_empty);
@@ -187,6 +234,16 @@ impl Feeds {
         }
     }
 
+    /// Tells every loop that events up to `through` may never reach it: each then vouches for
+    /// nothing up to it and ends its open streams, so clients reconnect with `Last-Event-ID`
+    /// and replay from the broker's store or are told of a gap. Call in order with
+    /// [`Feeds::deliver`]: before delivering anything newer than `through`.
+    pub fn lost_through(&self, through: EventId) {
+        for feed in self.loops.iter() {
+            feed.push_lost_through(through);
+        }
+    }
+
     /// Wakes every loop.
     pub fn wake_all(&self) {
         for feed in self.loops.iter() {
@@ -201,6 +258,14 @@ impl Feeds {
             .map(|feed| feed.stats.backlog())
             .max()
             .unwrap_or_default()
+    }
+
+    /// Client sockets each loop holds, in loop order.
+    pub fn loop_connections(&self) -> Vec<u64> {
+        self.loops
+            .iter()
+            .map(|feed| feed.stats.connections.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Totals over the loops: (retained bytes of the fullest loop, topics of the loop knowing

@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - [`server`]: start-up and shutdown: binds the listener, raises the fd limit, runs the loops.
+//! - [`server`]: start-up and shutdown: binds one listener per loop, raises the fd limit, runs
+//!   the loops.
 //! - [`event_loop`]: one thread's `mio` loop, by room: dispatch and timers, `accept`,
 //!   `exchange` (the request/response driver), `delivery` (feed, fan-out passes), `drain`.
 //! - [`connection`]: a connection's state machine (exchanging requests, streaming, lingering).
@@ -14,10 +15,10 @@
 //!   `local`: publishing without a token only directly from this host) and CORS, once a
 //!   request; the start-up publish warning.
 //! - [`params`]: publish and subscribe parameters from query strings and bodies.
-//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish answers), the
+//! - [`broker`]: the [`Broker`] seam (ids, order, asynchronous publish and replay answers), the
 //!   in-process [`LocalBroker`] (`broker/live_topics`: its live topics, least recently published
-//!   first), and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`: publish script,
-//!   feed reader, backfill).
+//!   first), and the Redis Streams backplane [`RedisBroker`] (`broker/redis*`: publisher thread
+//!   and script, feed reader, backfill, replay from Redis on demand).
 //! - [`feed`]: the delivery interface any broker pushes ordered events and answers into.
 //! - [`fanout`]: per-loop topic logs, subscriber cursors (id rule), vectored writes, lag policy.
 //! - [`event`]: event ids and the one-time wire encoding of an event.

@@ -58,6 +58,11 @@ pub struct Metrics {
     backplane_down: AtomicBool,
     /// Times the backplane's feed connection was re-established.
     backplane_reconnects: AtomicU64,
+    /// Times the feed was found trimmed past this node's last event (its streams were ended).
+    backplane_feed_gaps: AtomicU64,
+    /// Replays the loops' logs could not vouch for that were answered from the broker's store
+    /// (Redis's topic streams).
+    pub backplane_replays: AtomicU64,
     rejected: [AtomicU64; REJECTED_STATUSES.len()],
 }
 
@@ -102,6 +107,11 @@ impl Metrics {
     /// Counts a reconnection to the backplane.
     pub fn count_backplane_reconnect(&self) {
         self.backplane_reconnects.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a feed found trimmed past this node's last event.
+    pub fn count_backplane_feed_gap(&self) {
+        self.backplane_feed_gaps.fetch_add(1, Relaxed);
     }
 
     /// Adds a loop's counts and zeroes them.
@@ -199,6 +209,18 @@ impl Metrics {
             self.backplane_reconnects.load(Relaxed),
         );
         metric(
+            "sse_backplane_feed_gaps_total",
+            "counter",
+            "Times the feed was trimmed past this node's last event while it was cut off from Redis (its streams were ended, so clients replay).",
+            self.backplane_feed_gaps.load(Relaxed),
+        );
+        metric(
+            "sse_backplane_replays_total",
+            "counter",
+            "Replays from Last-Event-ID older than this node's logs vouch for, answered from Redis's topic streams.",
+            self.backplane_replays.load(Relaxed),
+        );
+        metric(
             "sse_token_expiry_closes_total",
             "counter",
             "Streams closed because their JSON Web Token expired (exp plus --jwt-leeway).",
@@ -273,6 +295,14 @@ impl Metrics {
             "# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.6}\n",
             self.start_time_micros.load(Relaxed) as f64 / 1e6
         );
+        out.push_str("# HELP sse_loop_connections Client sockets held by each event loop (lingering ones included).\n");
+        out.push_str("# TYPE sse_loop_connections gauge\n");
+        for (index, connections) in feeds.loop_connections().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sse_loop_connections{{loop=\"{index}\"}} {connections}"
+            );
+        }
         out.push_str("# HELP sse_rejected_requests_total Requests refused, by status.\n");
         out.push_str("# TYPE sse_rejected_requests_total counter\n");
         for (status, count) in REJECTED_STATUSES.iter().zip(&self.rejected) {
@@ -320,6 +350,9 @@ mod tests {
             "sse_fanout_backlog_seconds ",
             "sse_backplane_up 1",
             "sse_backplane_reconnects_total 0",
+            "sse_backplane_replays_total 0",
+            "sse_backplane_feed_gaps_total 0",
+            "# TYPE sse_loop_connections gauge",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

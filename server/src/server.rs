@@ -1,6 +1,6 @@
-//! Start-up and shutdown: binds the listener, raises the open-file limit, starts one event loop
-//! per thread (and the demo source, the console's stats source and the descriptor sampler),
-//! and waits for them to finish.
+//! Start-up and shutdown: binds the listeners (one per loop), raises the open-file limit,
+//! starts one event loop per thread (and the demo source, the console's stats source and the
+//! descriptor sampler), and waits for them to finish.
 
 use std::io;
 use std::net::SocketAddr;
@@ -107,14 +107,16 @@ impl Server {
             fd_limit.saturating_sub(DESCRIPTORS_BEYOND_STREAMS).max(1),
             |n| n as u64,
         );
-        let listener =
-            sys::listen(config.listen, config.reuse_port).map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
+        // One listening socket per loop: the kernel spreads connections over the loops.
+        let listeners =
+            sys::listen_per_loop(config.listen, threads, config.reuse_port).map_err(|source| {
+                ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                }
             })?;
         let setup = |e| ServerError::Setup(e);
-        listener.set_nonblocking(true).map_err(setup)?;
-        let local_addr = listener.local_addr().map_err(setup)?;
+        let local_addr = listeners[0].local_addr().map_err(setup)?;
 
         // One descriptor held back to answer 503 when the process runs out of them.
         crate::event_loop::keep_reserve_descriptor();
@@ -139,9 +141,9 @@ impl Server {
         let router = Arc::new(Router::new(config.clone(), metrics.clone(), feeds.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut loops = Vec::with_capacity(threads);
-        for (poll, feed) in polls.into_iter().zip(loop_feeds) {
-            // Every loop accepts from the same listening socket (its own descriptor of it).
-            let listener = mio::net::TcpListener::from_std(listener.try_clone().map_err(setup)?);
+        for ((poll, feed), listener) in polls.into_iter().zip(loop_feeds).zip(listeners) {
+            listener.set_nonblocking(true).map_err(setup)?;
+            let listener = mio::net::TcpListener::from_std(listener);
             loops.push(
                 EventLoop::new(
                     poll,

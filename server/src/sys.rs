@@ -88,6 +88,48 @@ pub fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<std::n
     Ok(socket.into())
 }
 
+/// One listening socket per event loop on `addr`, so the kernel spreads new connections over
+/// the loops (`SO_REUSEPORT` hashes each connection to one socket of the group) instead of every
+/// loop waking for every connection and taking turns under a lock.
+///
+/// - One loop: one socket, with `SO_REUSEPORT` only when `reuse_port` asks for it (as before).
+/// - Several loops: every socket has `SO_REUSEPORT`. Linux lets only processes of the same
+///   effective user join such a group, so no other user can take a share of the connections.
+///   Without `reuse_port` the address must still be free: a probe socket without the option is
+///   bound first (it fails with "address in use" when any socket listens there, a reuse-port
+///   group included) and closed before the group binds, so a second server started by mistake on
+///   the same address fails as it would with one socket. With port 0 the probe picks the port.
+pub fn listen_per_loop(
+    addr: std::net::SocketAddr,
+    loops: usize,
+    reuse_port: bool,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    if loops <= 1 {
+        return Ok(vec![listen(addr, reuse_port)?]);
+    }
+    let addr = if reuse_port {
+        addr
+    } else {
+        let probe = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+        let bound = probe.local_addr()?.as_socket();
+        bound.ok_or_else(|| io::Error::other("the probe socket has no IP address"))?
+    };
+    let first = listen(addr, true)?;
+    // With port 0 the first socket's port is the one every other joins.
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..loops {
+        listeners.push(listen(addr, true)?);
+    }
+    Ok(listeners)
+}
+
 static TERMINATE: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_terminate(_signal: libc::c_int) {

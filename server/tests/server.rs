@@ -17,6 +17,10 @@
 //!   health and metrics served at the cap; `413` naming its limit and flag.
 //! - `backplane`: the Redis backplane with a real `redis-server`: several nodes in one order,
 //!   replay on a node started later, Redis stopped and restarted, a node killed, `--reuse-port`.
+//! - `backplane_outage`: one node cut off from Redis: the feed trimmed meanwhile (streams end,
+//!   replay recovers), and a persistent Redis restarted meanwhile (nothing acknowledged lost).
+//! - `backplane_replay`: replay from Redis on demand when a node's logs do not reach back far
+//!   enough (evicted history, a forgotten topic), and a point Redis no longer holds told as a gap.
 //! - `console`: the page at `/` and `--no-console`, the reserved `$stats` topic, figures produced
 //!   only while watched.
 //! - `jwt`: JSON Web Tokens per topic, made by PyJWT and `jose`: every `401` and `403`, the
@@ -29,6 +33,7 @@
 //!   good subscriber served throughout.
 //! - `startup`: `--listen` with host names, and the addresses it refuses.
 //! - `readme`: the README's flags table against `sse-server --help` (variables, defaults).
+//! - `listeners`: one listening socket per loop; connections spread over the loops.
 //! - `load`: many subscribers, slow consumers, hang-ups, connection churn, metrics, shutdown.
 
 mod util;
@@ -39,6 +44,10 @@ mod abuse;
 mod access;
 #[path = "server/backplane.rs"]
 mod backplane;
+#[path = "server/backplane_outage.rs"]
+mod backplane_outage;
+#[path = "server/backplane_replay.rs"]
+mod backplane_replay;
 #[path = "server/broker_seam.rs"]
 mod broker_seam;
 #[path = "server/console.rs"]
@@ -49,6 +58,8 @@ mod framing;
 mod jwt;
 #[path = "server/limits.rs"]
 mod limits;
+#[path = "server/listeners.rs"]
+mod listeners;
 #[path = "server/load.rs"]
 mod load;
 #[path = "server/protocol.rs"]

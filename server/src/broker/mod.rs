@@ -7,10 +7,14 @@
 //! does both at once on the caller's thread; a backplane (Redis Streams) may complete the reply
 //! from its own thread after a network round trip, and deliver events later still: subscribers
 //! take only ids above the last one they have, so late deliveries never cause a duplicate.
+//!
+//! A loop whose logs cannot vouch for a client's `Last-Event-ID` asks the broker for the events
+//! after it ([`Broker::replay`], `replay.rs`), and starts the stream when the answer arrives.
 
 mod live_topics;
 mod local;
 mod redis;
+mod replay;
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 pub use local::{IdClock, LocalBroker};
 pub use redis::{FEED_LENGTH, MAX_PUBLISH_WAIT, RedisBroker, RedisSetupError};
+pub use replay::{OlderEvents, ReplayReply, ReplayRequest};
 
 use crate::event::{EncodedEvent, EventError, EventId, is_valid_name};
 use crate::feed::{Feeds, Ticket};
@@ -207,6 +212,15 @@ pub trait Broker: Send + Sync {
     /// the oldest of them.
     fn known_from(&self) -> EventId {
         self.newest_id()
+    }
+
+    /// Starts a replay beyond the loops' logs: the events of `request.topics` after
+    /// `request.after`, answered through `reply` now or later, from any thread. Must not block:
+    /// it runs on an event loop's thread. A broker that keeps no history beyond the loops (the
+    /// in-process one) answers at once with [`OlderEvents::nothing`], the default.
+    fn replay(&self, request: ReplayRequest, reply: ReplayReply) {
+        let _ = request;
+        reply.complete(OlderEvents::nothing());
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Redis Streams backplane: several server processes (nodes) share one Redis and deliver
 //! every event to every subscriber on every node, in one global id order.
 //!
-//! - **Publishing** (`publisher` thread, this file). The event loop hands the request to a
+//! - **Publishing** (`publisher.rs`). The event loop hands the request to a
 //!   bounded channel and returns at once. The publisher thread pipelines what is queued into one
 //!   round trip of `EVALSHA` calls of `redis_script.lua`, which assigns the id from Redis `TIME`
 //!   and appends the event to the feed and to its topics' streams atomically; the reply is
@@ -14,44 +14,47 @@
 //!   topics' streams up to the feed's newest entry and delivers them, so replay with
 //!   `Last-Event-ID` works on a node started after the events; the loops vouch for ids from the
 //!   oldest event backfilled.
+//! - **Replay on demand** (`replayer.rs`). A client's `Last-Event-ID` older than a loop's logs
+//!   vouch for is answered from the topic streams by a thread of its own, then live.
 //! - **Trouble**. Both connections reconnect with exponential backoff and jitter; the reader
 //!   resumes from the last id it delivered (nothing twice, nothing skipped that Redis still has).
 //!   While either is down, `/healthz` answers 503 and `sse_backplane_up` is 0.
 
 mod backfill;
 mod entries;
+mod publisher;
 mod reader;
+mod replayer;
+mod stream_info;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::Value;
+use redis::IntoConnectionInfo;
 
-use super::{Broker, PublishReply, PublishRequest};
+use super::{Broker, PublishReply, PublishRequest, ReplayReply, ReplayRequest};
 use crate::config::Config;
 use crate::event::EventId;
 use crate::feed::Feeds;
-use crate::log::RateLimited;
 use crate::metrics::Metrics;
+use publisher::{Job, run_publisher};
+use replayer::ReplayJob;
 
-/// The Lua script run once per publish.
-const SCRIPT: &str = include_str!("redis_script.lua");
-
-/// How long a publish may wait for Redis in all (queue, connect, round trip) before it is
-/// answered `Unavailable`.
+/// How long a publish may wait for Redis in all (queue, connect, script load, round trip)
+/// before it is answered `Unavailable`.
 pub const MAX_PUBLISH_WAIT: Duration = Duration::from_millis(900);
 
 /// Time allowed to open a connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// Replay requests queued for the replay thread at most; past it, "nothing older" at once.
+const REPLAY_QUEUE_LENGTH: usize = 4096;
+
 /// Publishes queued for the publisher thread at most; past it, `Unavailable` at once (the loop
 /// never waits on the channel).
 const QUEUE_LENGTH: usize = 16 * 1024;
-
-/// Publishes sent in one pipelined round trip at most.
-const MAX_BATCH: usize = 256;
 
 /// Events the cluster-wide feed keeps (`MAXLEN ~`): what a node that was cut off from Redis can
 /// still catch up on. Replay for clients comes from the per-topic streams and the loops' logs.
@@ -65,6 +68,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const ID_KEY: &str = "{sse}:id";
 const FEED_KEY: &str = "{sse}:feed";
 const TOPICS_KEY: &str = "{sse}:topics";
+/// Ids above this one are all in this Redis's dataset (set by the first publish into it).
+const SINCE_KEY: &str = "{sse}:since";
 
 /// The stream key of one topic.
 fn topic_key(topic: &str) -> String {
@@ -80,21 +85,28 @@ fn now_micros() -> u64 {
 
 /// Why the backplane could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("bad --redis URL: {0}")]
-pub struct RedisSetupError(#[source] redis::RedisError);
-
-/// One publish waiting for the publisher thread.
-struct Job {
-    request: PublishRequest,
-    reply: PublishReply,
-    queued: Instant,
+pub enum RedisSetupError {
+    /// `rediss://`: this build's Redis client has no TLS (see the README's dependency table).
+    #[error(
+        "--redis: rediss:// (TLS) is not supported; use redis:// to a Redis on this host or a \
+         private network, or a TLS tunnel (stunnel, spiped) listening on loopback"
+    )]
+    TlsUnsupported,
+    /// The URL is not a Redis URL the client understands.
+    #[error("bad --redis URL: {0}")]
+    BadUrl(#[source] redis::RedisError),
 }
 
 /// What the broker's threads share.
 struct Shared {
     client: redis::Client,
+    /// Replies the client reads while setting up a connection (`AUTH`, `SELECT`): each read may
+    /// take the whole connect timeout, so [`Shared::connect`] divides its budget by them.
+    setup_replies: u32,
     /// Events kept per topic stream (`--history`).
     history: usize,
+    /// Bytes replayed per topic at most (`--history-bytes`, as the loops' history window).
+    history_bytes: u64,
     /// Topic stream expiry (`--topic-ttl`), in milliseconds.
     topic_ttl_ms: u64,
     /// Topics backfilled at most (`--max-topics`).
@@ -134,6 +146,14 @@ impl Shared {
                 self.reader_up.load(Ordering::Acquire) && self.publisher_up.load(Ordering::Acquire);
             metrics.set_backplane_up(up);
         }
+    }
+
+    /// A connection opened within `budget` in all (TCP connect and set-up), or an error. The
+    /// client gives each set-up read the whole timeout, hence the division.
+    fn connect(&self, budget: Duration) -> redis::RedisResult<redis::Connection> {
+        let per_read = budget / self.setup_replies.max(1);
+        self.client
+            .get_connection_with_timeout(per_read.max(Duration::from_millis(1)))
     }
 
     fn stopped(&self) -> bool {
@@ -189,6 +209,9 @@ pub struct RedisBroker {
     jobs: SyncSender<Job>,
     /// The publisher thread's end of `jobs`, taken when the broker is attached.
     jobs_receiver: Mutex<Option<Receiver<Job>>>,
+    replays: SyncSender<ReplayJob>,
+    /// The replay thread's end of `replays`, taken when the broker is attached.
+    replays_receiver: Mutex<Option<Receiver<ReplayJob>>>,
     shared: Arc<Shared>,
 }
 
@@ -196,14 +219,33 @@ impl RedisBroker {
     /// A backplane at `url` (`redis://host:port/db`) keeping per-topic history and expiry as
     /// `config` says. Nothing connects until the server attaches the broker.
     pub fn new(url: &str, config: &Config) -> Result<RedisBroker, RedisSetupError> {
-        let client = redis::Client::open(url).map_err(RedisSetupError)?;
+        if url
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+        {
+            return Err(RedisSetupError::TlsUnsupported);
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(RedisSetupError::BadUrl)?;
+        // No `CLIENT SETINFO` at connect: one read fewer that a hung Redis can hold up.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let setup_replies =
+            u32::from(settings.password().is_some()) + u32::from(settings.db() != 0);
+        let client = redis::Client::open(info.set_redis_settings(settings))
+            .map_err(RedisSetupError::BadUrl)?;
         let (jobs, jobs_receiver) = mpsc::sync_channel(QUEUE_LENGTH);
+        let (replays, replays_receiver) = mpsc::sync_channel(REPLAY_QUEUE_LENGTH);
         Ok(RedisBroker {
             jobs,
             jobs_receiver: Mutex::new(Some(jobs_receiver)),
+            replays,
+            replays_receiver: Mutex::new(Some(replays_receiver)),
             shared: Arc::new(Shared {
                 client,
+                setup_replies,
                 history: config.history.max(1),
+                history_bytes: config.history_bytes,
                 topic_ttl_ms: config.topic_ttl.as_millis().clamp(1, u64::MAX as u128) as u64,
                 max_topics: config.max_topics,
                 backfill_bytes: config.history_memory,
@@ -276,6 +318,12 @@ impl Broker for RedisBroker {
         let _ = shared.feeds.set(feeds);
         let reader_shared = shared.clone();
         let publisher_shared = shared.clone();
+        let replay_shared = shared.clone();
+        let replays = self
+            .replays_receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         // A thread that cannot start leaves the backplane down, which /healthz reports.
         let _ = std::thread::Builder::new()
             .name("redis-feed".into())
@@ -283,6 +331,12 @@ impl Broker for RedisBroker {
         let _ = std::thread::Builder::new()
             .name("redis-publish".into())
             .spawn(move || run_publisher(&publisher_shared, jobs));
+        if let Some(replays) = replays {
+            // Without it every replay request is dropped, which answers "nothing older".
+            let _ = std::thread::Builder::new()
+                .name("redis-replay".into())
+                .spawn(move || replayer::run(&replay_shared, replays));
+        }
     }
 
     fn publish(&self, request: PublishRequest, reply: PublishReply) {
@@ -308,169 +362,11 @@ impl Broker for RedisBroker {
     fn known_from(&self) -> EventId {
         self.shared.known_from.load(Ordering::Acquire)
     }
-}
 
-/// The publisher's connection: the socket, the script's digest, and the reader epoch it was
-/// opened in.
-struct PublishLink {
-    connection: redis::Connection,
-    digest: String,
-    epoch: u64,
-}
-
-fn connect_publisher(shared: &Shared) -> redis::RedisResult<PublishLink> {
-    let epoch = shared.epoch.load(Ordering::Acquire);
-    let mut connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-    // A Redis that accepts connections but does not answer (stopped, overloaded) must not
-    // hold the queued publishes past their wait.
-    connection.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-    connection.set_write_timeout(Some(MAX_PUBLISH_WAIT))?;
-    let digest: String = redis::cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(SCRIPT)
-        .query(&mut connection)?;
-    Ok(PublishLink {
-        connection,
-        digest,
-        epoch,
-    })
-}
-
-/// The publisher's connection state: the link when connected, and when to try again if not.
-struct Publisher {
-    link: Option<PublishLink>,
-    backoff: Backoff,
-    next_attempt: Instant,
-    warning: RateLimited,
-}
-
-impl Publisher {
-    /// Connects unless connected or waiting out a backoff; drops a link opened before the
-    /// reader's last reconnection first.
-    fn ensure_link(&mut self, shared: &Shared) {
-        let epoch = shared.epoch.load(Ordering::Acquire);
-        if self.link.as_ref().is_some_and(|link| link.epoch != epoch) {
-            self.link = None;
-            self.next_attempt = Instant::now();
-        }
-        if self.link.is_some() || Instant::now() < self.next_attempt {
-            return;
-        }
-        match connect_publisher(shared) {
-            Ok(connected) => {
-                self.link = Some(connected);
-                self.backoff.reset();
-                shared.set_up(&shared.publisher_up, true);
-            }
-            Err(error) => self.lost(shared, &format!("cannot connect to Redis: {error}")),
-        }
+    fn replay(&self, request: ReplayRequest, reply: ReplayReply) {
+        // Full or gone: the dropped job's reply answers "nothing older".
+        let _ = self.replays.try_send(ReplayJob { request, reply });
     }
-
-    fn lost(&mut self, shared: &Shared, why: &str) {
-        self.link = None;
-        shared.set_up(&shared.publisher_up, false);
-        self.next_attempt = Instant::now() + self.backoff.next_delay();
-        self.warning.warn(&format!("backplane: {why}"));
-    }
-}
-
-/// The publisher thread: connects (and reconnects with backoff), then sends what is queued in
-/// pipelined batches and answers each publish. Ends when the broker is dropped.
-fn run_publisher(shared: &Shared, jobs: Receiver<Job>) {
-    let mut publisher = Publisher {
-        link: None,
-        backoff: Backoff::new(),
-        next_attempt: Instant::now(),
-        warning: RateLimited::default(),
-    };
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // Reconnecting also while idle keeps `/healthz` true to what the next publish meets.
-        publisher.ensure_link(shared);
-        match jobs.recv_timeout(Duration::from_millis(100)) {
-            Ok(job) => batch.push(job),
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        publisher.ensure_link(shared);
-        let Some(link) = publisher.link.as_mut() else {
-            // Down: every dropped reply answers Unavailable at once.
-            batch.clear();
-            continue;
-        };
-        // A publish that already waited too long is refused rather than answered late.
-        let now = Instant::now();
-        batch.retain(|job| now.duration_since(job.queued) < MAX_PUBLISH_WAIT);
-        let Some(oldest) = batch.iter().map(|job| job.queued).min() else {
-            continue;
-        };
-        // Wait for Redis only as long as the oldest publish of the batch may still wait.
-        let left = MAX_PUBLISH_WAIT.saturating_sub(oldest.elapsed());
-        let sent = link
-            .connection
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .and_then(|()| send_batch(shared, link, &batch));
-        match sent {
-            Ok(ids) => {
-                let metrics = shared.metrics.get();
-                for (job, id) in batch.drain(..).zip(ids) {
-                    if let Some(id) = id {
-                        shared.acknowledged.fetch_max(id, Ordering::AcqRel);
-                        if let Some(metrics) = metrics {
-                            metrics.events_published.fetch_add(1, Ordering::Relaxed);
-                        }
-                        job.reply.complete(Ok(id));
-                    }
-                }
-                batch.clear();
-            }
-            Err(error) => {
-                // The publishes of this batch may or may not be in Redis: they are answered
-                // Unavailable, and delivered if Redis has them (a 503 is not a promise of absence).
-                batch.clear();
-                publisher.lost(shared, &format!("publishing to Redis failed: {error}"));
-            }
-        }
-    }
-}
-
-/// Runs one pipelined round trip of the publish script; one id per job (`None` where the reply
-/// was not an id: that job is answered Unavailable).
-fn send_batch(
-    shared: &Shared,
-    link: &mut PublishLink,
-    batch: &[Job],
-) -> redis::RedisResult<Vec<Option<EventId>>> {
-    let high_water = shared.high_water();
-    let mut pipe = redis::pipe();
-    for job in batch {
-        let request = &job.request;
-        let topics = request.topics();
-        pipe.cmd("EVALSHA")
-            .arg(&link.digest)
-            .arg(3 + topics.len())
-            .arg(ID_KEY)
-            .arg(FEED_KEY)
-            .arg(TOPICS_KEY);
-        for topic in topics {
-            pipe.arg(topic_key(topic));
-        }
-        pipe.arg(high_water)
-            .arg(shared.history)
-            .arg(FEED_LENGTH)
-            .arg(shared.topic_ttl_ms)
-            .arg(topics.join("\n"))
-            .arg(request.event_type().unwrap_or(""))
-            .arg(request.data());
-    }
-    let replies: Vec<Value> = pipe.query(&mut link.connection)?;
-    Ok(replies.iter().map(entries::id_reply).collect())
 }
 
 #[cfg(test)]
@@ -497,7 +393,7 @@ mod tests {
     /// Every key shares the one hash tag (Redis Cluster runs a script only on one slot).
     #[test]
     fn keys_share_one_hash_tag() {
-        for key in [ID_KEY, FEED_KEY, TOPICS_KEY, &topic_key("a{b}c")] {
+        for key in [ID_KEY, FEED_KEY, TOPICS_KEY, SINCE_KEY, &topic_key("a{b}c")] {
             assert!(key.starts_with("{sse}:"), "{key}");
         }
     }

@@ -5,7 +5,9 @@
 -- KEYS[1]  {sse}:id      the last id assigned (a decimal string)
 -- KEYS[2]  {sse}:feed    the cluster-wide feed every node reads with XREAD BLOCK
 -- KEYS[3]  {sse}:topics  sorted set: topic name -> id of its last event (backfill finds topics)
--- KEYS[4..] {sse}:topic:NAME, one per topic, in the order of ARGV[5]'s lines
+-- KEYS[4]  {sse}:since   ids above this are all in this Redis's dataset (set by its first
+--                         publish: a Redis that restarted empty vouches for nothing older)
+-- KEYS[5..] {sse}:topic:NAME, one per topic, in the order of ARGV[5]'s lines
 -- ARGV[1]  the newest id the publishing node knows (ids never go below it + 1)
 -- ARGV[2]  events kept per topic stream (MAXLEN ~, from --history)
 -- ARGV[3]  events kept in the feed (MAXLEN ~)
@@ -32,6 +34,7 @@ end
 -- Lua numbers are doubles: exact up to 2^53, far beyond microseconds since 1970.
 local text = string.format('%.0f', id)
 redis.call('SET', KEYS[1], text)
+redis.call('SET', KEYS[4], string.format('%.0f', id - 1), 'NX')
 local entry = text .. '-0'
 local fields = {'t', ARGV[5], 'd', ARGV[7]}
 if ARGV[6] ~= '' then
@@ -40,7 +43,7 @@ if ARGV[6] ~= '' then
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], entry, unpack(fields))
 local ttl = tonumber(ARGV[4])
-local key = 4
+local key = 5
 for topic in string.gmatch(ARGV[5], '[^\n]+') do
   redis.call('XADD', KEYS[key], 'MAXLEN', '~', ARGV[2], entry, unpack(fields))
   redis.call('PEXPIRE', KEYS[key], ttl)

@@ -1,4 +1,4 @@
-//! Accepting: new connections from the shared listening socket, the connection limits (and their
+//! Accepting: new connections from the loop's listening socket, the connection limits (and their
 //! `503`), and answering even when the process is out of file descriptors.
 //!
 //! `--max-connections` bounds event streams, so a server full of subscribers still serves the

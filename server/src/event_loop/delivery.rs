@@ -9,14 +9,13 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use super::EventLoop;
-use crate::connection::{Connection, State, Stream};
-use crate::console;
-use crate::fanout::{PendingBytes, Replay, Topics};
+use crate::connection::{Connection, State};
+use crate::event::EventId;
+use crate::fanout::{PendingBytes, Topics};
 use crate::metrics::{LoopCounters, Metrics};
-use crate::params::Subscription;
 use crate::sys;
 
 /// Subscribers a fan-out pass visits before the loop looks at its sockets again (about 1 ms of
@@ -39,10 +38,16 @@ enum StreamHealth {
 
 impl EventLoop {
     /// Takes what the broker queued for this loop: events go into the topic logs (with a pass
-    /// scheduled over each touched topic), answers go to the publishers waiting for them.
+    /// scheduled over each touched topic), answers go to the publishers waiting for them, and
+    /// replay answers open the streams waiting for them (after the events queued before them).
     pub(super) fn take_feed(&mut self) {
         let mut inbox = std::mem::take(&mut self.inbox);
         self.feed.take_all(&mut inbox);
+        if inbox.lost_through != 0 {
+            // Before the events queued with it: no stream may get an event past the loss.
+            self.end_streams_after_loss(inbox.lost_through);
+            inbox.lost_through = 0;
+        }
         if !inbox.events.is_empty() {
             self.touched.clear();
             for published in inbox.events.drain(..) {
@@ -58,103 +63,27 @@ impl EventLoop {
         for completion in inbox.completions.drain(..) {
             self.complete_publish(completion.ticket, completion.result);
         }
+        for answer in inbox.replays.drain(..) {
+            self.complete_replay(answer.ticket, answer.older);
+        }
         self.inbox = inbox;
         self.close_pending();
     }
 
-    /// Turns an exchange into an event stream: response head, preamble, then events (a replay
-    /// first when the client sent `Last-Event-ID`). False: close the connection now.
-    pub(super) fn start_stream(&mut self, key: usize, subscription: Subscription) -> bool {
-        if !self.take_stream_slot() {
-            return self.refuse_stream(key, &subscription.cors_headers);
-        }
-        let names: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
-        // Replay and live join by id: the subscriber takes only ids above the one it has, or
-        // above the broker's newest, whatever this loop has received so far.
-        let subscribed = self.topics.subscribe(
-            key,
-            &names,
-            subscription.last_event_id,
-            self.broker.newest_id(),
-        );
-        let Ok((subscriber, replay)) = subscribed else {
-            // The router allows no more topics than a subscriber may have.
-            self.release_stream_slot();
-            return false;
-        };
-        for (topic, seq) in subscriber.positions() {
-            self.passes.note_join(topic, seq);
-        }
-        let State::Exchanging(exchange) = &self.connections[key].state else {
-            self.topics.unsubscribe(&subscriber);
-            self.release_stream_slot();
-            return true;
-        };
-        let mut head = Vec::with_capacity(256);
-        // Responses already queued on this connection (pipelined) go first.
-        head.extend_from_slice(&exchange.output[exchange.written..]);
-        head.extend_from_slice(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
-        );
-        match replay {
-            Replay::Live => {}
-            Replay::Complete => head.extend_from_slice(b"Sse-Replay: complete\r\n"),
-            Replay::Gap => head.extend_from_slice(b"Sse-Replay: gap\r\n"),
-        }
-        head.extend_from_slice(subscription.cors_headers.as_bytes());
-        head.extend_from_slice(b"\r\n");
-        head.extend_from_slice(&self.preamble);
-        if replay == Replay::Gap {
-            if subscription.gap_event {
-                // Told in-band when asked: a named event (`EventSource` listeners for "gap"
-                // see it, `onmessage` does not), without an id, so the client's last id stays
-                // its own.
-                let after = subscription.last_event_id.unwrap_or_default();
-                head.extend_from_slice(format!("event: gap\ndata: {after}\n\n").as_bytes());
-            }
-            self.metrics().replay_gaps.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.router.config.send_buffer > 0 {
-            // Bounds the kernel memory a stuck subscriber can pin (autotuning grows it to
-            // `tcp_wmem`'s maximum otherwise).
-            let _ = sys::set_send_buffer(
-                &self.connections[key].socket,
-                self.router.config.send_buffer,
-            );
-        }
-        let now = self.now_ms();
-        let watches_stats = subscription
-            .topics
+    /// Events up to `through` will never reach this loop: the logs vouch for nothing up to it,
+    /// and every stream (and every one waiting for a replay) ends now, so its client reconnects
+    /// with `Last-Event-ID` and replays from the broker or is told of the gap.
+    fn end_streams_after_loss(&mut self, through: EventId) {
+        self.topics.vouch_only_after(through);
+        let streams: Vec<usize> = self
+            .connections
             .iter()
-            .any(|t| t == console::STATS_TOPIC);
-        // The token's expiry, moved from the wall clock to loop time once, so the tick compares
-        // two integers per stream.
-        let closes_at_ms = match subscription.valid_until {
-            None => u64::MAX,
-            Some(until) => {
-                let left = until
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default()
-                    .as_millis();
-                self.loop_time_ms()
-                    .saturating_add(left.min(u64::MAX as u128) as u64)
-            }
-        };
-        self.connections[key].state = State::Streaming(Stream {
-            subscriber,
-            prefix: PendingBytes::Owned(head.into_boxed_slice(), 0),
-            last_write_ms: now,
-            blocked: false,
-            watches_stats,
-            closes_at_ms,
-        });
-        // Counted in `subscribers` already, by `take_stream_slot`.
-        if watches_stats {
-            self.metrics()
-                .stats_watchers
-                .fetch_add(1, Ordering::Relaxed);
+            .filter(|(_, c)| matches!(c.state, State::Streaming(_) | State::Replaying(_)))
+            .map(|(key, _)| key)
+            .collect();
+        for key in streams {
+            self.close(key);
         }
-        self.flush_stream(key)
     }
 
     /// Handles readiness of a streaming connection: input is discarded (a client has nothing
@@ -180,7 +109,7 @@ impl EventLoop {
     }
 
     /// Writes what stream `key` has pending. False: close it (a write error, or it lags).
-    fn flush_stream(&mut self, key: usize) -> bool {
+    pub(super) fn flush_stream(&mut self, key: usize) -> bool {
         let now = self.now_ms();
         let health = write_stream(
             &mut self.connections[key],

@@ -60,7 +60,8 @@ impl EventLoop {
             .filter(|(_, c)| match &c.state {
                 State::Exchanging(exchange) => exchange.is_idle(),
                 State::Streaming(_) => false,
-                State::Lingering { .. } => true,
+                // Not streaming yet: nothing to spread out.
+                State::Lingering { .. } | State::Replaying(_) => true,
             })
             .map(|(key, _)| key)
             .collect();

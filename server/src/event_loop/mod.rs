@@ -1,7 +1,8 @@
 //! One event loop: a thread with its own `mio::Poll`, its share of the connections, and its own
 //! copy of the topic logs.
 //!
-//! Tokens: [`LISTENER`] (the shared listening socket, accepted from until `WouldBlock`),
+//! Tokens: [`LISTENER`] (the loop's own listening socket, one of a `SO_REUSEPORT` group when the
+//! server runs several loops, accepted from until `WouldBlock`),
 //! [`FEED`] (the broker's wake-up: events or publish answers to take), and one per connection
 //! (slab key + 2). Connections are registered for both readable and writable readiness once.
 //! mio's readiness is edge-triggered, so a writable event only comes after a write hit a full
@@ -14,6 +15,7 @@
 //! - `accept`: accepting, the limits on sockets and streams and their `503`, pausing at the fd
 //!   limit.
 //! - `exchange`: the request/response driver and what the loop does with its outcomes.
+//! - `opening`: subscribing, replay from the broker beyond the logs, the stream's head.
 //! - `delivery`: the feed, fan-out passes, stream writes, heartbeats.
 //! - `passes`: the order of fan-out visits, fair between topics; the loop's backlog.
 //! - `backpressure`: publishes wait while any loop's backlog is over `--max-backlog`.
@@ -25,6 +27,7 @@ mod backpressure;
 mod delivery;
 mod drain;
 pub mod exchange;
+mod opening;
 mod passes;
 
 use std::io;
@@ -63,7 +66,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// One event loop.
 pub struct EventLoop {
     poll: Poll,
-    /// The shared listening socket (`None` once draining).
+    /// This loop's listening socket (`None` once draining).
     listener: Option<TcpListener>,
     /// When accepting hit the open-file limit; accepting resumes at the next tick.
     accept_paused: bool,
@@ -201,6 +204,7 @@ impl EventLoop {
             busy = self.advance_passes(PASS_BUDGET);
             self.report_backlog();
             self.feed.stats.report_topics(&self.topics);
+            self.feed.stats.set_connections(self.connections.len());
             self.release_parked();
             busy |= self.feed.has_pending();
             if last_tick.elapsed() >= tick || drain.is_some() {
@@ -243,7 +247,8 @@ impl EventLoop {
         let keep = match self.connections[key].state {
             State::Exchanging(_) => self.drive_exchange(key),
             State::Streaming(_) => self.drive_stream(key, writable),
-            State::Lingering { .. } => self.drive_lingering(key),
+            // Waiting for the broker's replay: input is discarded as on a stream.
+            State::Lingering { .. } | State::Replaying(_) => self.drive_lingering(key),
         };
         if !keep {
             self.close(key);
@@ -267,6 +272,12 @@ impl EventLoop {
                 metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             State::Exchanging(_) => {
+                metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+            State::Replaying(pending) => {
+                self.topics.unsubscribe(&pending.subscriber);
+                // Its stream slot was taken when it asked for the replay.
+                metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
                 metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
             }
             State::Lingering { .. } => {}

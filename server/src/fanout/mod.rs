@@ -10,7 +10,9 @@
 //!
 //! The same log serves replay: it keeps the last `history` events (and at most `history_bytes`),
 //! and a subscriber that reconnects with `Last-Event-ID` starts its cursor just after that id.
-//! When events after that id are no longer retained, the subscription says so ([`Replay::Gap`]).
+//! When events after that id are no longer retained, the subscription says so ([`Replay::Gap`]),
+//! and the loop asks the broker for what it may hold beyond the logs (a backplane's store)
+//! before the stream opens.
 //!
 //! Replay and live delivery join by an id rule: a subscriber takes only ids above the newest one
 //! it has (its `Last-Event-ID`, or the broker's newest id when it connected without one). Events
@@ -288,6 +290,15 @@ impl Topics {
             .collect();
         let skip_through = last_event_id.map_or(newest_id, |id| id.min(newest_id));
         Ok((Subscriber::new(cursors, skip_through, self), replay))
+    }
+
+    /// Vouches for nothing up to `id` any more (events up to it were lost on their way to this
+    /// loop): replay from before it is told as a gap in every topic, known or new.
+    pub fn vouch_only_after(&mut self, id: EventId) {
+        self.unknown_through = self.unknown_through.max(id);
+        for (_, log) in self.logs.iter_mut() {
+            log.floor_id = log.floor_id.max(id);
+        }
     }
 
     /// Removes a subscriber, and any topic left with neither subscribers nor events.

@@ -96,6 +96,25 @@ impl Subscriber {
         }
     }
 
+    /// The id of the next event this subscriber would be written, if its logs hold one.
+    pub fn next_id(&self, topics: &Topics) -> Option<EventId> {
+        let mut positions = [0u64; MAX_TOPICS_PER_SUBSCRIBER];
+        let positions = &mut positions[..self.cursors.len()];
+        for (position, cursor) in positions.iter_mut().zip(self.cursors.iter()) {
+            *position = cursor.next_seq;
+        }
+        self.next_event(topics, positions).map(|event| event.id)
+    }
+
+    /// Makes the subscriber skip events with ids up to `id` too (it got them another way: the
+    /// broker's replay). Call before anything is written.
+    pub fn skip_through(&mut self, id: EventId, topics: &Topics) {
+        if id > self.skip_through {
+            self.skip_through = id;
+        }
+        self.skip_delivered(topics);
+    }
+
     /// The next event to write (smallest id among the topics' next events), with a function of
     /// the positions so gathering can look ahead without moving the real cursors.
     fn next_event<'t>(&self, topics: &'t Topics, positions: &[u64]) -> Option<&'t EncodedEvent> {
@@ -283,7 +302,8 @@ pub enum PendingBytes {
     /// Nothing.
     #[default]
     None,
-    /// Bytes built for this connection (response head, preamble, replay is not here).
+    /// Bytes built for this connection: response head and preamble (and the events a broker
+    /// replayed from beyond the loop's logs; the logs' own replay is never copied here).
     Owned(Box<[u8]>, usize),
     /// Shared constant bytes (heartbeat).
     Static(&'static [u8], usize),

@@ -454,3 +454,41 @@ fn empty_topics_are_removed() {
     topics.unsubscribe(&subscriber);
     assert_eq!(topics.len(), 1, "a keeps its history, b goes");
 }
+
+/// Events lost on their way to the loop (a backplane's feed trimmed while the node was cut
+/// off): replay from before the loss is a gap in known and new topics alike; from after it,
+/// complete.
+#[test]
+fn lost_events_make_older_replays_gaps() {
+    let mut topics = Topics::new(RETENTION, 0);
+    publish(&mut topics, 1, &["a"], "1");
+    publish(&mut topics, 2, &["a"], "2");
+    // Events 3..=9 never arrived.
+    topics.vouch_only_after(9);
+    publish(&mut topics, 10, &["a"], "10");
+    let replay =
+        |topics: &mut Topics, name, id| topics.subscribe(9, &[name], Some(id), 10).unwrap().1;
+    assert_eq!(replay(&mut topics, "a", 2), Replay::Gap);
+    assert_eq!(replay(&mut topics, "a", 9), Replay::Complete);
+    assert_eq!(replay(&mut topics, "new", 5), Replay::Gap);
+    assert_eq!(replay(&mut topics, "new2", 9), Replay::Complete);
+}
+
+/// A subscriber told to skip through an id (the broker replayed up to it) starts after it,
+/// whatever its cursors held; its next event is the first one after.
+#[test]
+fn skipping_through_a_broker_replay() {
+    let mut topics = Topics::new(RETENTION, 0);
+    for id in 1..=4 {
+        publish(&mut topics, id, &["a"], &id.to_string());
+    }
+    let mut subscriber = sub(&mut topics, 1, &["a"], Some(1), 4);
+    assert_eq!(subscriber.next_id(&topics), Some(2));
+    subscriber.skip_through(3, &topics);
+    assert_eq!(subscriber.next_id(&topics), Some(4));
+    publish(&mut topics, 5, &["a"], "5");
+    assert_eq!(
+        drain(&topics, &mut subscriber, 100).0,
+        "id: 4\ndata: 4\n\nid: 5\ndata: 5\n\n"
+    );
+}

@@ -39,9 +39,7 @@ pub(super) struct Backfill {
 
 /// Reads the backfill (blocking; the server calls it at start, before the loops run).
 pub(super) fn run(shared: &Shared) -> redis::RedisResult<Backfill> {
-    let mut connection = shared
-        .client
-        .get_connection_with_timeout(Duration::from_secs(1))?;
+    let mut connection = shared.connect(Duration::from_secs(1))?;
     connection.set_read_timeout(Some(Duration::from_secs(10)))?;
     let newest: Value = redis::cmd("XREVRANGE")
         .arg(FEED_KEY)

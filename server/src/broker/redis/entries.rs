@@ -1,5 +1,5 @@
 //! Reading Redis replies: stream entries (`ID-0` and the fields `t` topics, one per line, `e`
-//! event type, `d` data) back into events, and the publish script's id.
+//! event type, `d` data) back into events, the publish script's id, and numbers (`TIME`, `GET`).
 
 use redis::Value;
 
@@ -20,7 +20,8 @@ impl Entry {
     }
 }
 
-fn bytes(value: &Value) -> Option<&[u8]> {
+/// A bulk or simple string reply's bytes.
+pub(super) fn bytes(value: &Value) -> Option<&[u8]> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(text) => Some(text.as_bytes()),
@@ -38,6 +39,25 @@ pub(super) fn entry_id(value: &Value) -> Option<EventId> {
 /// The publish script's answer: the id as a decimal string.
 pub(super) fn id_reply(value: &Value) -> Option<EventId> {
     std::str::from_utf8(bytes(value)?).ok()?.parse().ok()
+}
+
+/// An integer reply, or a decimal bulk string (`GET`); `None` for nil.
+pub(super) fn integer(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => std::str::from_utf8(bytes(other)?).ok()?.parse().ok(),
+    }
+}
+
+/// `TIME`'s `[seconds, microseconds]` in microseconds.
+pub(super) fn time_micros(value: &Value) -> Option<u64> {
+    match value {
+        Value::Array(parts) => match parts.as_slice() {
+            [seconds, micros] => Some(integer(seconds)? * 1_000_000 + integer(micros)?),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// One entry `[ID, [field, value, ...]]`; `None` if it is not one of ours.
@@ -161,5 +181,15 @@ mod tests {
         assert!(read_entries(&Value::Nil).is_empty());
         assert_eq!(id_reply(&bulk("123")), Some(123));
         assert_eq!(id_reply(&Value::Nil), None);
+    }
+
+    /// `TIME` and `GET` replies read as numbers.
+    #[test]
+    fn reads_time_and_integers() {
+        let time = Value::Array(vec![bulk("1700000000"), bulk("123456")]);
+        assert_eq!(time_micros(&time), Some(1_700_000_000_123_456));
+        assert_eq!(integer(&bulk("42")), Some(42));
+        assert_eq!(integer(&Value::Int(7)), Some(7));
+        assert_eq!(integer(&Value::Nil), None);
     }
 }

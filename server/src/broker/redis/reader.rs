@@ -2,6 +2,13 @@
 //! last id it delivered and delivers each event to every loop, in id order. A lost connection
 //! is retried with backoff; reading resumes after the last id delivered, so an event is never
 //! delivered twice and none that Redis still holds is skipped.
+//!
+//! The feed keeps [`FEED_LENGTH`](super::FEED_LENGTH) events. A node cut off for longer finds it
+//! trimmed past its last id when it reconnects: the events in between never reach it. That is
+//! made honest, not silent: the loops are told ([`Feeds::lost_through`]) to vouch for nothing up
+//! to the feed's oldest entry and to end every open stream, so clients reconnect with
+//! `Last-Event-ID` and get the missed events from the topic streams (replay on demand), or are
+//! told of a gap where Redis no longer holds them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +16,7 @@ use std::time::Duration;
 
 use redis::Value;
 
+use super::stream_info::StreamInfo;
 use super::{Backoff, CONNECT_TIMEOUT, FEED_KEY, Shared, entries};
 use crate::event::EventId;
 use crate::log::RateLimited;
@@ -36,6 +44,27 @@ pub(super) fn run(shared: &Shared, mut last: EventId) {
                 continue;
             }
         };
+        match trimmed_past(&mut connection, last) {
+            Ok(None) => {}
+            Ok(Some(oldest)) => {
+                warning.warn(&format!(
+                    "backplane: the feed was trimmed past this node's last event ({last}) while \
+                     it was cut off; ending every stream so clients replay from the topic \
+                     streams (or are told of a gap)"
+                ));
+                if let Some(metrics) = shared.metrics.get() {
+                    metrics.count_backplane_feed_gap();
+                }
+                feeds.lost_through(oldest.saturating_sub(1));
+            }
+            Err(error) => {
+                shared.set_up(&shared.reader_up, false);
+                warning.warn(&format!("backplane: reading the feed failed: {error}"));
+                shared.pause(backoff.next_delay());
+                continue;
+            }
+        }
+        // Counted once Redis answered: a stopped Redis still accepts connections.
         let reconnect = shared.epoch.fetch_add(1, Ordering::AcqRel) > 0;
         if let Some(metrics) = shared.metrics.get()
             && reconnect
@@ -76,8 +105,35 @@ pub(super) fn run(shared: &Shared, mut last: EventId) {
     }
 }
 
+/// Whether the feed lost entries after `last` (trimmed while this node was not reading); then
+/// the id of its oldest entry (everything from it on is still there), or the last id generated
+/// plus one for an emptied feed. A Redis before 7.0 does not say what it trimmed: the feed's
+/// oldest entry being newer than `last` counts as a loss then (the safe error).
+fn trimmed_past(
+    connection: &mut redis::Connection,
+    last: EventId,
+) -> redis::RedisResult<Option<EventId>> {
+    // No feed yet (nothing published, or a Redis that restarted empty): nothing was trimmed.
+    let exists: bool = redis::cmd("EXISTS").arg(FEED_KEY).query(connection)?;
+    if !exists {
+        return Ok(None);
+    }
+    let info: Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(FEED_KEY)
+        .query(connection)?;
+    let Some(info) = StreamInfo::parse(&info) else {
+        return Ok(None);
+    };
+    let lost = info.removed_after(last).unwrap_or_else(|| {
+        info.first
+            .is_some_and(|first| first > last.saturating_add(1))
+    });
+    Ok(lost.then(|| info.first.unwrap_or(last.saturating_add(1))))
+}
+
 fn connect(shared: &Shared) -> redis::RedisResult<redis::Connection> {
-    let connection = shared.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    let connection = shared.connect(CONNECT_TIMEOUT)?;
     // A Redis that stops answering shows up within one block plus this.
     connection.set_read_timeout(Some(
         Duration::from_millis(BLOCK_MS) + Duration::from_secs(2),
