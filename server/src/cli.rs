@@ -118,6 +118,11 @@ pub struct Cli {
     /// Serve no console: `GET /` answers 404, and no figures are published on `$stats`.
     #[arg(long, env = "SSE_NO_CONSOLE", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_console: bool,
+    /// Close each stream after about this long (90-100% of it, spread so streams opened
+    /// together do not end together); clients reconnect with Last-Event-ID and miss nothing.
+    /// Rebalances long-lived streams over processes added later; 0 keeps streams open.
+    #[arg(long, env = "SSE_STREAM_LIFETIME", default_value = "0", value_parser = parse_duration)]
+    pub stream_lifetime: Duration,
 }
 
 impl Cli {
@@ -171,6 +176,7 @@ impl Cli {
             redis: self.redis,
             reuse_port: self.reuse_port,
             console: !self.no_console,
+            stream_lifetime: self.stream_lifetime,
         })
     }
 }

@@ -62,6 +62,10 @@ pub struct Config {
     pub reuse_port: bool,
     /// Serve the console at `/` and produce its figures on `$stats` (`--no-console`: neither).
     pub console: bool,
+    /// A stream is closed after about this long (each between 90% and 100% of it, so streams
+    /// opened together do not all end together); the client reconnects with `Last-Event-ID`
+    /// and misses nothing. Zero: streams last as long as their clients.
+    pub stream_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +96,7 @@ impl Default for Config {
             redis: None,
             reuse_port: false,
             console: true,
+            stream_lifetime: Duration::ZERO,
         }
     }
 }

@@ -81,7 +81,9 @@ pub struct Stream {
     /// The stream subscribes to the console's `$stats` topic: counted in
     /// `Metrics::stats_watchers` while open, so the figures are produced only while watched.
     pub watches_stats: bool,
-    /// Loop time (ms, not wrapping) at which the stream is closed because its token expires;
-    /// `u64::MAX`: never.
+    /// Loop time (ms, not wrapping) at which the stream is closed, because its token expires
+    /// or its `--stream-lifetime` is over; `u64::MAX`: never.
     pub closes_at_ms: u64,
+    /// The close at `closes_at_ms` is the token's expiry (counted apart from lifetime closes).
+    pub token_expires: bool,
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub slow_consumer_disconnects: AtomicU64,
     /// Streams closed because their JSON Web Token expired.
     pub token_expiry_closes: AtomicU64,
+    /// Streams closed because their `--stream-lifetime` was over.
+    pub lifetime_closes: AtomicU64,
     /// Replays that could not deliver every event after the client's id (told as a gap).
     pub replay_gaps: AtomicU64,
     /// Publishes that had to wait for the fan-out backlog to come down (each one counted,
@@ -227,6 +229,12 @@ impl Metrics {
             self.token_expiry_closes.load(Relaxed),
         );
         metric(
+            "sse_stream_lifetime_closes_total",
+            "counter",
+            "Streams closed because their --stream-lifetime was over (the client reconnects).",
+            self.lifetime_closes.load(Relaxed),
+        );
+        metric(
             "sse_replay_gaps_total",
             "counter",
             "Replays from Last-Event-ID that missed events no longer retained (told as event: gap).",
@@ -340,6 +348,7 @@ mod tests {
             "sse_bytes_written_total 0",
             "sse_slow_consumer_disconnects_total 0",
             "sse_token_expiry_closes_total 0",
+            "sse_stream_lifetime_closes_total 0",
             "sse_rejected_requests_total{status=\"404\"} 2",
             "sse_rejected_requests_total{status=\"500\"} 1",
             "process_resident_memory_bytes ",

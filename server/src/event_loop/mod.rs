@@ -298,8 +298,8 @@ impl EventLoop {
         self.to_close = to_close;
     }
 
-    /// Timers: request deadlines, lingering deadlines, streams whose token expired, heartbeats,
-    /// paused accepts, publishes parked too long, idle topics.
+    /// Timers: request deadlines, lingering deadlines, streams whose token expired or whose
+    /// lifetime is over, heartbeats, paused accepts, publishes parked too long, idle topics.
     fn on_tick(&mut self) {
         self.resume_accepting();
         self.expire_parked();
@@ -307,7 +307,7 @@ impl EventLoop {
         let now = Instant::now();
         let now_ms = self.loop_time_ms();
         let mut timed_out = Vec::new();
-        let mut expired = 0;
+        let (mut expired, mut lived) = (0, 0);
         for (key, connection) in self.connections.iter() {
             match &connection.state {
                 // A publish waiting for the broker is not the client's delay.
@@ -317,18 +317,23 @@ impl EventLoop {
                     timed_out.push(key);
                 }
                 State::Lingering { deadline } if now >= *deadline => self.to_close.push(key),
-                // The client must come back with a fresh token.
+                // The client must come back (with a fresh token, if that is why).
                 State::Streaming(stream) if now_ms >= stream.closes_at_ms => {
                     self.to_close.push(key);
-                    expired += 1;
+                    if stream.token_expires {
+                        expired += 1;
+                    } else {
+                        lived += 1;
+                    }
                 }
                 _ => {}
             }
         }
-        self.router
-            .metrics
+        let metrics = &self.router.metrics;
+        metrics
             .token_expiry_closes
             .fetch_add(expired, Ordering::Relaxed);
+        metrics.lifetime_closes.fetch_add(lived, Ordering::Relaxed);
         let heartbeat_ms = self
             .router
             .config

@@ -3,7 +3,7 @@
 //! the preamble, a gap notice when asked for, and the replay.
 
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::EventLoop;
 use crate::broker::{OlderEvents, ReplayReply, ReplayRequest};
@@ -176,18 +176,24 @@ impl EventLoop {
             .iter()
             .any(|t| t == console::STATS_TOPIC);
         // The token's expiry, moved from the wall clock to loop time once, so the tick compares
-        // two integers per stream.
-        let closes_at_ms = match subscription.valid_until {
+        // two integers per stream; the stream's lifetime, if shorter, closes it first.
+        let loop_time = self.loop_time_ms();
+        let token_closes_at_ms = match subscription.valid_until {
             None => u64::MAX,
             Some(until) => {
                 let left = until
                     .duration_since(SystemTime::now())
                     .unwrap_or_default()
                     .as_millis();
-                self.loop_time_ms()
-                    .saturating_add(left.min(u64::MAX as u128) as u64)
+                loop_time.saturating_add(left.min(u64::MAX as u128) as u64)
             }
         };
+        let lifetime_ends_at_ms =
+            lifetime_ms(self.router.config.stream_lifetime, key as u64 ^ loop_time)
+                .map_or(u64::MAX, |ms| loop_time.saturating_add(ms));
+        let token_expires =
+            token_closes_at_ms <= lifetime_ends_at_ms && token_closes_at_ms != u64::MAX;
+        let closes_at_ms = token_closes_at_ms.min(lifetime_ends_at_ms);
         self.connections[key].state = State::Streaming(Stream {
             subscriber,
             prefix: PendingBytes::Owned(head.into_boxed_slice(), 0),
@@ -195,6 +201,7 @@ impl EventLoop {
             blocked: false,
             watches_stats,
             closes_at_ms,
+            token_expires,
         });
         // Counted in `subscribers` already, by `take_stream_slot` in `start_stream`.
         if watches_stats {
@@ -203,5 +210,42 @@ impl EventLoop {
                 .fetch_add(1, Ordering::Relaxed);
         }
         self.flush_stream(key)
+    }
+}
+
+/// This stream's share of `--stream-lifetime`, in ms: between 90% and 100% of it, picked by
+/// `seed` (the connection and the time), so that streams opened in one burst (a deploy, a
+/// reconnect storm) do not all end in the same tick. `None`: no lifetime.
+fn lifetime_ms(lifetime: Duration, seed: u64) -> Option<u64> {
+    let full = lifetime.as_millis().min(u64::MAX as u128 / 2) as u64;
+    if full == 0 {
+        return None;
+    }
+    // A multiplicative hash spreads consecutive seeds over 0..1024.
+    let spread = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+    Some((full - full / 10 + full / 10 * spread / 1023).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_spread_over_the_last_tenth() {
+        assert_eq!(lifetime_ms(Duration::ZERO, 7), None);
+        let full = Duration::from_secs(600);
+        let shares: Vec<u64> = (0..1000)
+            .map(|seed| lifetime_ms(full, seed).unwrap())
+            .collect();
+        assert!(
+            shares.iter().all(|&ms| (540_000..=600_000).contains(&ms)),
+            "{shares:?}"
+        );
+        let (low, high) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+        assert!(
+            high - low > 50_000,
+            "spread over most of the tenth: {low}..{high}"
+        );
+        assert_eq!(lifetime_ms(Duration::from_millis(1), 3), Some(1));
     }
 }

@@ -278,3 +278,50 @@ fn subscribing_with_the_newest_id_never_repeats_it() {
         "(round, Last-Event-ID sent, first id received): {duplicates:?}"
     );
 }
+
+/// `--stream-lifetime`: a stream is closed after (90-100% of) its lifetime; a client that comes
+/// back with `Last-Event-ID`, as `EventSource` does, gets what was published while it was away,
+/// then live, nothing lost and nothing twice; the close is counted as a lifetime close, not a
+/// token's. A server without a lifetime keeps its streams open.
+#[test]
+fn streams_end_after_their_lifetime_and_resume_without_loss() {
+    let server = TestServer::start(sse_server::Config {
+        stream_lifetime: Duration::from_millis(400),
+        ..util::config()
+    });
+    let addr = server.addr;
+    let mut stream = SseStream::subscribe(addr, &["life"]);
+    stream.read_preamble(deadline());
+    let first = publish(addr, "life", "before the end");
+    assert_eq!(stream.next_event().id, Some(first));
+    assert!(
+        stream.wait_closed(deadline()),
+        "the stream outlived its lifetime"
+    );
+    let away = publish(addr, "life", "while away");
+    let mut back = SseStream::open(
+        addr,
+        "/events?topic=life",
+        &format!("Last-Event-ID: {first}\r\n"),
+    );
+    back.read_preamble(deadline());
+    let event = back.next_event();
+    assert_eq!(
+        (event.id, event.data_text()),
+        (Some(away), "while away".into())
+    );
+    let live = publish(addr, "life", "live");
+    assert_eq!(back.next_event().id, Some(live));
+    let samples = util::metrics(addr);
+    assert!(util::metric(&samples, "sse_stream_lifetime_closes_total") >= 1.0);
+    assert_eq!(util::metric(&samples, "sse_token_expiry_closes_total"), 0.0);
+
+    let forever = TestServer::with_defaults();
+    let mut stream = SseStream::subscribe(forever.addr, &["life"]);
+    stream.read_preamble(deadline());
+    assert!(
+        stream.stays_silent(Duration::from_millis(1200)),
+        "without --stream-lifetime the stream stays open"
+    );
+    assert!(!stream.is_eof());
+}
