@@ -20,7 +20,9 @@
 //! - [`publisher`]: keep-alive POST publishers: on a fixed schedule (`scheduled`), or as fast
 //!   as the server answers (`closed_loop`, for `--overload`).
 //! - [`stats`]: per-phase results, HdrHistograms and their exact merge; `.hgrm` output.
-//! - [`sysinfo`]: /proc and /metrics readings: RSS, CPU, kernel socket memory, fd limit.
+//! - [`sysinfo`]: /proc readings: RSS, CPU, kernel socket memory, fd limit.
+//! - [`server_probe`]: where the server's memory and CPU come from: `/proc` of its pids, or its
+//!   Prometheus `/metrics` page (fetched and scraped).
 //! - [`fanout`]: the `fanout` measurement: `settings`, `run` (ramp, main phase), `phase`
 //!   (groups, publish, drain), `progress`, `rate_search` (pure `next_rate`), `overload` (the
 //!   closed-loop burst), `report`, `figures`, `print`.
@@ -45,6 +47,7 @@ pub mod publisher;
 pub mod reply;
 pub mod report;
 pub mod scale;
+pub mod server_probe;
 pub mod soak;
 pub mod sse;
 pub mod stats;
