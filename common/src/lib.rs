@@ -2,8 +2,9 @@
 //! of code, so `1MiB`, `500ms` and `10k` mean the same to `sse-server` and `sse-loadgen`.
 //!
 //! # Layout
-//! - [`units`]: sizes (`1KiB`, `4MiB`, `4MB`; and written back, `1 MiB`), durations (`500ms`, `10s`, `2m`) and counts (`10k`,
-//!   `1M`), their shared number-and-suffix reader, and [`UnitError`].
+//! - [`units`]: sizes (`1KiB`, `4MiB`, `4MB`; and written back, `1 MiB`), durations (`500ms`,
+//!   `10s`, `2m`) and counts (`10k`, `1M`), their shared number-and-suffix reader, and
+//!   [`UnitError`].
 #![deny(missing_docs)]
 
 pub mod units;

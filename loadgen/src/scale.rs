@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::fanout::{FanoutReport, FanoutSettings, run_fanout};
-use crate::sysinfo::{ServerPids, ServerProbe};
+use crate::server_probe::ServerProbe;
+use crate::sysinfo::ServerPids;
 use crate::url::HttpUrl;
 
 /// How `scale` runs.

@@ -18,8 +18,8 @@ use super::phase::Rig;
 use super::settings::FanoutSettings;
 use crate::error::Result;
 use crate::publisher::{ClosedLoop, ClosedLoopOutcome};
+use crate::server_probe::ServerProbe;
 use crate::stats::{ErrorCounts, PhaseReport, count_error, counts_by_name};
-use crate::sysinfo::ServerProbe;
 
 /// The most events of an overload phase: the subscribers keep one bit per event and
 /// connection, and the per-event figures 8 bytes per event and thread.

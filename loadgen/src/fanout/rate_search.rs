@@ -12,8 +12,8 @@ use super::phase::Rig;
 use super::report::SearchPhase;
 use super::settings::FanoutSettings;
 use crate::error::Result;
+use crate::server_probe::ServerProbe;
 use crate::stats::{ErrorCounts, count_error};
-use crate::sysinfo::ServerProbe;
 
 /// What the phases so far have shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

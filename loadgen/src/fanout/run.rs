@@ -13,9 +13,10 @@ use super::settings::{
 };
 use crate::error::{Error, Result};
 use crate::publisher::{PublishNode, PublishOutcome, PublishTarget};
+use crate::server_probe::{self, ServerProbe};
 use crate::stats::{ErrorCounts, count_error};
 use crate::subscriber::{ProgressSnapshot, SubscribeNode, SubscriberTarget, unix_now_ns};
-use crate::sysinfo::{self, ServerPids, ServerProbe};
+use crate::sysinfo::{self, ServerPids};
 use crate::url::HttpUrl;
 
 /// File descriptors kept free in each process for pipes, publishers and /proc reads.
@@ -178,7 +179,9 @@ fn server_probe(settings: &FanoutSettings) -> Result<ServerProbe> {
         }
         ([], Some(m)) => {
             let url = HttpUrl::parse(m)?;
-            if let Some(warning) = sysinfo::metrics_warning(m, sysinfo::fetch_metrics(&url)) {
+            if let Some(warning) =
+                server_probe::metrics_warning(m, server_probe::fetch_metrics(&url))
+            {
                 eprintln!("sse-loadgen: warning: {warning}");
             }
             ServerProbe::Metrics(url)

@@ -1,5 +1,6 @@
 //! One thread's event loop: poll, open connections on their schedule, enforce response
-//! deadlines, carry out the controller's commands, and close connections, counting why.
+//! deadlines, take the controller's commands (carried out in `commands`), and close
+//! connections, counting why.
 //!
 //! A connection's readiness is handled in two steps, each in its own room: writing the
 //! request (`connect`), then reading and handing the bytes to `response`. Only this loop
@@ -10,11 +11,12 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use super::commands::Next;
 use super::connect::{RequestWrite, connect, write_request};
 use super::connection::{ConnState, Subscriber};
 use super::reconnect::{Due, retries};
@@ -28,15 +30,6 @@ use crate::stats::count_error;
 const READ_BUFFER: usize = 64 * 1024;
 /// Most connections one thread opens per loop turn, so reads are not starved at a high rate.
 const OPENS_PER_TURN: usize = 256;
-
-/// What to do after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    /// Keep running.
-    Continue,
-    /// Return: shut down, or the controller went away.
-    Stop,
-}
 
 /// One thread's event loop.
 pub struct SubscriberLoop {
@@ -128,17 +121,6 @@ impl SubscriberLoop {
             }
             self.expire_deadlines(now);
             self.fire_timers(now, now + response_timeout);
-        }
-    }
-
-    /// Carries out every command waiting.
-    fn take_commands(&mut self) -> Next {
-        loop {
-            match self.commands.try_recv() {
-                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return Next::Stop,
-                Ok(cmd) => self.command(cmd),
-                Err(TryRecvError::Empty) => return Next::Continue,
-            }
         }
     }
 
@@ -288,7 +270,7 @@ impl SubscriberLoop {
 
     /// Closes connection `i`, counting why; with `--reconnect`, a stream that ended or a
     /// reconnection that failed waits to try again instead.
-    fn close(&mut self, i: usize, kind: FailureKind) {
+    pub(super) fn close(&mut self, i: usize, kind: FailureKind) {
         let conn = &mut self.conns[i];
         if let Some(mut stream) = conn.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
@@ -318,55 +300,5 @@ impl SubscriberLoop {
         conn.head = Vec::new();
         count_error(&mut self.rec.errors, kind, 1);
         self.rec.closed(&conn.track);
-    }
-
-    /// Carries out a phase command (`Shutdown` is handled by the loop).
-    fn command(&mut self, cmd: Command) {
-        match cmd {
-            Command::StartPhase {
-                first_seq,
-                count,
-                ack,
-            } => {
-                self.end_ramp();
-                self.rec.start_phase(&mut self.conns, first_seq, count);
-                let _ = ack.send(());
-            }
-            Command::EndPublishing { count, unowed, ack } => {
-                self.rec.end_publishing(&mut self.conns, count, unowed);
-                let _ = ack.send(());
-            }
-            Command::EndPhase { reply } => {
-                let report = self.rec.end_phase(&mut self.conns);
-                let _ = reply.send(report);
-            }
-            Command::Shutdown => {}
-        }
-    }
-
-    /// The ramp is over, finished or not: connections not open now never count. Those never
-    /// started and those still opening are `ramp_timeout` failures.
-    fn end_ramp(&mut self) {
-        let never_opened = self.plan.connections - self.conns.len();
-        if never_opened > 0 {
-            count_error(
-                &mut self.rec.errors,
-                FailureKind::RampTimeout,
-                never_opened as u64,
-            );
-            self.rec
-                .progress
-                .failed
-                .fetch_add(never_opened as u64, Relaxed);
-            self.plan.connections = self.conns.len();
-        }
-        for i in 0..self.conns.len() {
-            if self.conns[i].state.is_opening() && !self.conns[i].is_reconnecting() {
-                self.close(i, FailureKind::RampTimeout);
-            }
-        }
-        // Reconnections keep their deadlines; first opens have none left.
-        self.deadlines
-            .retain(|&(_, i, _)| self.conns[i].is_reconnecting());
     }
 }

@@ -8,7 +8,8 @@
 //! and a mio `Waker`, and polls shared atomic counters for progress.
 //!
 //! This module holds what the controller and the threads share; the rooms of the thread are:
-//! - [`event_loop`]: the loop itself: poll, open on schedule, deadlines, commands, close.
+//! - [`event_loop`]: the loop itself: poll, open on schedule, deadlines, close.
+//! - `commands`: the controller's commands carried out on the thread: phases, end of the ramp.
 //! - [`connect`](mod@connect): the non-blocking connect (from a source address) and writing the request.
 //! - `connection`: one connection's state and what it owns.
 //! - `response`: the response head, body framing and event parsing of a connection's bytes.
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::PhaseReport;
 
+mod commands;
 pub mod connect;
 mod connection;
 pub mod event_loop;

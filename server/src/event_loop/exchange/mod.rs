@@ -2,26 +2,29 @@
 //!
 //! [`Exchange::drive`] works the socket until it would block or a request needs the loop, and
 //! says which with an [`Outcome`]: wait, hand a publish to the broker, open a stream, linger
-//! after a final response, or close. It knows nothing of topics or brokers; the loop's half
-//! (`impl EventLoop` at the end of this file) carries the outcomes out.
+//! after a final response, or close. It knows nothing of topics or brokers.
+//!
+//! - `mod.rs` (here): the exchange's state and its driver: reading, parsing, routing, acting on
+//!   the router's decision, writing the output.
+//! - `answer.rs`: what goes on the wire: responses, publish answers, refusals and their
+//!   `408`/`413`.
+//! - `loop_side.rs`: the loop's half (`impl EventLoop`): carrying the outcomes out, publish
+//!   answers from the broker, request deadlines, lingering.
+
+mod answer;
+mod loop_side;
 
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::{EventLoop, LINGER};
-use crate::broker::{PublishError, PublishRequest};
-use crate::connection::State;
-use crate::event::EventId;
-use crate::feed::Ticket;
-use crate::http::HttpError;
-use crate::http::body::{BodyReader, SUBSCRIBE_BODY_LIMIT};
+use crate::broker::PublishRequest;
+use crate::http::body::BodyReader;
 use crate::http::request::{BodyFraming, Method, RequestHead, parse_head};
-use crate::http::response::Response;
 use crate::metrics::LoopCounters;
-use crate::params::{Subscription, publish_error};
-use crate::routes::{Action, BodyUse, PendingBody, Router, error_response};
-use sse_common::format_size;
+use crate::params::Subscription;
+use crate::routes::{Action, PendingBody, Router};
+use answer::body_limit;
 
 /// Past this much unwritten response output, pipelined requests wait.
 const MAX_PIPELINED_OUTPUT: usize = 64 * 1024;
@@ -312,109 +315,6 @@ impl Exchange {
         }
     }
 
-    /// Answers the awaited publish with the broker's result. False when this exchange awaits
-    /// no publish with that serial (the answer is stale).
-    pub fn complete_publish(
-        &mut self,
-        serial: u64,
-        result: Result<EventId, PublishError>,
-        router: &Router,
-        stopping: bool,
-    ) -> bool {
-        match &self.phase {
-            Phase::AwaitingBroker(awaiting) if awaiting.serial == serial => {}
-            _ => return false,
-        }
-        let Phase::AwaitingBroker(awaiting) = std::mem::replace(&mut self.phase, Phase::Head)
-        else {
-            unreachable!("matched above");
-        };
-        let response = match result {
-            Ok(id) => {
-                let mut response = Response::text(200, &id.to_string());
-                response.headers.push_str(&awaiting.cors_headers);
-                response
-            }
-            Err(error) => error_response(publish_error(error)),
-        };
-        let keep_alive = awaiting.keep_alive && !stopping;
-        self.answer(response, awaiting.minor_version, keep_alive, false, router);
-        true
-    }
-
-    /// Queues a response and gets ready for the next request (or to close after it).
-    fn answer(
-        &mut self,
-        response: Response,
-        minor_version: u8,
-        keep_alive: bool,
-        is_head: bool,
-        router: &Router,
-    ) {
-        if response.status >= 400 {
-            router.metrics.count_rejected(response.status);
-        }
-        response.write_to(&mut self.output, minor_version, keep_alive, is_head);
-        self.served += 1;
-        self.close_after_output = !keep_alive;
-        self.deadline = Instant::now() + router.config.header_timeout;
-    }
-
-    /// Queues an error response and closes the connection after it.
-    fn respond_error(&mut self, error: HttpError, minor_version: u8, router: &Router) {
-        self.refuse_with(
-            Response::text(error.status, error.reason),
-            minor_version,
-            router,
-        );
-    }
-
-    /// Queues the refusal of a request body: a `413` names the limit it passed and the flag
-    /// that sets it; other errors (framing) are answered as they are.
-    fn respond_body_error(
-        &mut self,
-        error: HttpError,
-        body_use: BodyUse,
-        minor_version: u8,
-        router: &Router,
-    ) {
-        if error.status == 413 {
-            let response = body_too_large(body_use, router.config.max_body);
-            self.refuse_with(response, minor_version, router);
-        } else {
-            self.respond_error(error, minor_version, router);
-        }
-    }
-
-    /// Queues a refusal (a `4xx`/`5xx` response built by the loop, such as a stream over the
-    /// limit) and closes the connection after it.
-    pub fn refuse(&mut self, response: Response, router: &Router) {
-        self.refuse_with(response, 1, router);
-    }
-
-    /// Queues `response`, counted as a refusal, and closes the connection after it.
-    fn refuse_with(&mut self, response: Response, minor_version: u8, router: &Router) {
-        router.metrics.count_rejected(response.status);
-        response.write_to(&mut self.output, minor_version, false, false);
-        self.phase = Phase::Head;
-        self.close_after_output = true;
-    }
-
-    /// The request deadline passed. Returns true when the connection should just close (an
-    /// idle keep-alive connection, or one already closing); otherwise a `408` is queued.
-    pub fn on_deadline(&mut self, router: &Router) -> bool {
-        let idle = self.served > 0 && self.input.is_empty() && matches!(self.phase, Phase::Head);
-        if idle || self.close_after_output {
-            return true;
-        }
-        self.respond_error(
-            HttpError::new(408, "request not complete in time"),
-            1,
-            router,
-        );
-        false
-    }
-
     /// Writes pending response output.
     fn write_output<S: Write>(&mut self, socket: &mut S, counters: &mut LoopCounters) -> Written {
         while self.written < self.output.len() {
@@ -435,118 +335,5 @@ impl Exchange {
             self.output = Vec::new();
         }
         Written::All
-    }
-}
-
-/// The most body bytes a request may carry: a publish `--max-body`; a subscription says a few
-/// topics, so its body is held to [`SUBSCRIBE_BODY_LIMIT`] (or `--max-body`, if lower).
-fn body_limit(body_use: BodyUse, max_body: u64) -> u64 {
-    match body_use {
-        BodyUse::Publish => max_body,
-        BodyUse::Subscribe => SUBSCRIBE_BODY_LIMIT.min(max_body),
-    }
-}
-
-/// The `413` for a body over [`body_limit`], naming the limit, its size and what sets it:
-/// `request body over --max-body (1 MiB)`, or for a subscription held to its own cap,
-/// `subscribe body over 8 KiB (...)`.
-fn body_too_large(body_use: BodyUse, max_body: u64) -> Response {
-    let limit = body_limit(body_use, max_body);
-    let reason = if limit < max_body {
-        format!(
-            "subscribe body over {} (the most a subscription of 16 topics needs; --max-body \
-             does not raise it)",
-            format_size(limit)
-        )
-    } else {
-        format!("request body over --max-body ({})", format_size(limit))
-    };
-    Response::text(413, &reason)
-}
-
-/// The loop's half: carrying out what an exchange asks for.
-impl EventLoop {
-    /// Drives connection `key`'s exchange and carries out the outcome. False: close it now.
-    pub(super) fn drive_exchange(&mut self, key: usize) -> bool {
-        let stopping = self.stopping();
-        let connection = &mut self.connections[key];
-        let State::Exchanging(exchange) = &mut connection.state else {
-            return true;
-        };
-        let mut cx = Context {
-            router: &self.router,
-            read_buffer: &mut self.read_buffer,
-            counters: &mut self.counters,
-            next_serial: &mut self.next_serial,
-            stopping,
-            peer: connection.peer,
-        };
-        match exchange.drive(&mut connection.socket, &mut cx) {
-            Outcome::Wait => true,
-            Outcome::Close => false,
-            Outcome::Linger => self.start_lingering(key),
-            Outcome::Stream(subscription) => self.start_stream(key, subscription),
-            Outcome::Publish(request, serial) => {
-                self.publish(Ticket { key, serial }, request);
-                true
-            }
-        }
-    }
-
-    /// Answers a publish whose broker answer arrived, then lets the exchange go on.
-    pub(super) fn complete_publish(
-        &mut self,
-        ticket: Ticket,
-        result: Result<EventId, PublishError>,
-    ) {
-        let stopping = self.stopping();
-        let Some(connection) = self.connections.get_mut(ticket.key) else {
-            return;
-        };
-        let State::Exchanging(exchange) = &mut connection.state else {
-            return;
-        };
-        if exchange.complete_publish(ticket.serial, result, &self.router, stopping)
-            && !self.drive_exchange(ticket.key)
-        {
-            self.to_close.push(ticket.key);
-        }
-    }
-
-    /// A request deadline passed: `408`, or a quiet close for an idle keep-alive connection.
-    pub(super) fn request_timed_out(&mut self, key: usize) {
-        let State::Exchanging(exchange) = &mut self.connections[key].state else {
-            return;
-        };
-        if exchange.on_deadline(&self.router) || !self.drive_exchange(key) {
-            self.to_close.push(key);
-        }
-    }
-
-    /// After a final response: shut the write side and discard input until the client closes.
-    fn start_lingering(&mut self, key: usize) -> bool {
-        let connection = &mut self.connections[key];
-        let _ = connection.socket.shutdown(std::net::Shutdown::Write);
-        connection.state = State::Lingering {
-            deadline: Instant::now() + LINGER,
-        };
-        self.metrics()
-            .connections_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.drive_lingering(key)
-    }
-
-    /// Discards what a lingering connection sends. False once the client has closed.
-    pub(super) fn drive_lingering(&mut self, key: usize) -> bool {
-        let connection = &mut self.connections[key];
-        loop {
-            match connection.socket.read(&mut self.read_buffer) {
-                Ok(0) => return false,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
     }
 }
