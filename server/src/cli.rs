@@ -19,7 +19,7 @@ use crate::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "sse-server", version)]
 pub struct Cli {
-    /// Address to listen on: IP:PORT, [IPv6]:PORT or HOST:PORT (a host name resolves; its first
+    /// Address to listen on: IP:PORT, `[IPv6]:PORT` or HOST:PORT (a host name resolves; its first
     /// IPv4 address is used, else its first). Port 0: the OS chooses. The start-up line says
     /// which address.
     #[arg(long, env = "SSE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]

@@ -5,7 +5,7 @@
 //!
 //! - [`summary`]: the markdown summary.
 //! - `series`: what each plot draws (its figure, one line per server) and what it leaves out.
-//! - [`unit`]: how values read: `160 B`, `10 KiB`, `500 µs`, `2 s`, `30k`, `1.5M`.
+//! - [`mod@unit`]: how values read: `160 B`, `10 KiB`, `500 µs`, `2 s`, `30k`, `1.5M`.
 //! - [`axis`]: log or linear scale, and where the ticks go.
 //! - `palette`: ten colours that read on white.
 //! - `plot`: drawing one plot, each line's last value labelled.

@@ -39,7 +39,7 @@ impl IdClock {
 /// It bounds the number of *live* topics: those published to within the topic TTL. A topic
 /// not published to for that long no longer counts (the loops forget its log once it has no
 /// subscribers either). The live topics are kept least recently published first
-/// ([`LiveTopics`]), so a publish forgets a bounded number of idle topics, and at the limit
+/// (`broker::live_topics`), so a publish forgets a bounded number of idle topics, and at the limit
 /// exactly as many as it needs room for: its cost does not grow with the number of topics.
 pub struct LocalBroker {
     state: Mutex<BrokerState>,
