@@ -209,6 +209,7 @@ log_reasons() {
     grep -aiE 'error|exception|traceback|fatal|panic|warn|too many|refused|killed|exceeded|limit|\bfull\b|timed? ?out|taken|missing|cannot|can.t|not found|no such|denied|code=5[0-9]{2}' |
     grep -avE '^=== ' |
     grep -avE '^sse-loadgen: [^:]+: .*, [0-9.]+ s$' |
+    grep -avE '^connections +open ' |
     sed -E 's/[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}[ T]?[0-9:.,]*( \+[0-9]{4})?//g;
       s/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/…/g; s/0x[0-9a-f]+/…/g;
       s/^[[:space:]]+//' |

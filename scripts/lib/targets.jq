@@ -35,6 +35,10 @@ def ms: if . < 1 then "\(. * 1000 | short) µs" elif . < 1000 then "\(short) ms"
 
 def cpu: .rate_search_server_cpu_s_per_million_deliveries // .server_cpu_s_per_million_deliveries;
 
+# A burst that lost events (or delivered none) gives no latency to compare: its p99 is over
+# what happened to arrive.
+def overload_counts: .overload != null and .overload.lost == 0 and .overload.deliveries > 0;
+
 # The figures compared: name, the value of a result (null when it has none), how it reads, and
 # whether lower is better.
 def figures: [
@@ -49,7 +53,9 @@ def figures: [
    value: .max_sustained_deliveries_per_sec, show: "count"},
   {name: "server CPU s per million deliveries", low: true, value: cpu, show: "cpu"},
   {name: "overload p99 (publishing back to back, from actual send time)", low: true,
-   value: (if .overload == null then null else .overload.latency_p99_us / 1000 end), show: "ms"}
+   value: (if overload_counts then .overload.latency_p99_us / 1000 else null end), show: "ms"},
+  {name: "overload deliveries/s (the same burst)", low: false,
+   value: (if overload_counts then .overload.deliveries_per_sec else null end), show: "count"}
 ];
 
 def show($how): if . == null then "n/a"
@@ -141,6 +147,14 @@ def stopped_text($who; $n; $stopped; $results):
              else "ours \($f.value | show($f.show)) vs best \($best.v | show($f.show)) (\($best.label)): \(ratio($f.value; $best.v))" end)
           + " | \(verdict($f.value; $best.v // null; $f.low)) |"),
       "",
+      ($at | map(select(.overload != null and (overload_counts | not)))) as $lossy
+      | (if ($lossy | length) == 0 then empty
+         else "Left out of the overload rows, because their burst lost events: "
+           + ($lossy | map("\(.label) (\(.overload.lost | commas) of \(.overload.expected_deliveries | commas) deliveries lost)") | join(", "))
+           + ".\n" end),
+      (if $ours.overload != null then
+         "Overload p99 depends on how much each server takes: in the same 5 s burst (one publish in flight, the next when the last is answered) ours accepted \($ours.overload.accepted_per_sec | short) publishes/s; see the overload table below for every server's.\n"
+       else empty end),
       (if ($short | length) == 0 then "Every peer completed \($n) connections."
        else "Peers without a full result at \($n) connections, left out of the comparison above, and what stopped each:\n",
          "| peer | what stopped it |",
