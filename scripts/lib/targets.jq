@@ -153,7 +153,7 @@ def stopped_text($who; $n; $stopped; $results):
            + ($lossy | map("\(.label) (\(.overload.lost | commas) of \(.overload.expected_deliveries | commas) deliveries lost)") | join(", "))
            + ".\n" end),
       (if $ours.overload != null then
-         "Overload p99 depends on how much each server takes: in the same 5 s burst (one publish in flight, the next when the last is answered) ours accepted \($ours.overload.accepted_per_sec | short) publishes/s; see the overload table below for every server's.\n"
+         "Overload p99 depends on how much each server takes: in the same \($ours.overload.duration_s | short) s burst (\($ours.overload.in_flight) publish\(if $ours.overload.in_flight == 1 then "" else "es" end) in flight, the next when one is answered) ours accepted \($ours.overload.accepted_per_sec | short) publishes/s; see the overload table below for every server's.\n"
        else empty end),
       (if ($short | length) == 0 then "Every peer completed \($n) connections."
        else "Peers without a full result at \($n) connections, left out of the comparison above, and what stopped each:\n",
