@@ -42,10 +42,11 @@
 #   --no-build           use the binaries already built
 #   -- ARGS...           passed to `sse-loadgen fanout` as they are
 #
-# Sizing under an open-file limit L per process (20,000 here): a node holds about L - 64
-# connections, and the kernel's spread over N nodes is even within a few percent, so N nodes
-# hold about N x (L - 64) x 0.95; after --kill-node-after, N - 1 nodes must hold them all. The
-# loadgen splits its subscribers over worker processes of at most L - 64 each. 100,000
+# Sizing under an open-file limit L per process (20,000 here): a node holds about L - 192
+# streams (its default --max-connections keeps 192 descriptors for short requests, refusals
+# and its own files), and the kernel's spread over N nodes is even within a few percent, so N
+# nodes hold about N x (L - 192) x 0.95; after --kill-node-after, N - 1 nodes must hold them
+# all. The loadgen splits its subscribers over worker processes of at most L - 64 each. 100,000
 # subscribers: 6 nodes (about 16,700 each), 6 loadgen workers, 8 source addresses
 # (12,500 each). The script warns when the numbers asked for do not fit.
 set -euo pipefail
@@ -107,14 +108,15 @@ port_is_free "$port" || die "port $port is taken (use --port)"
 
 # The descriptor math (see the header): warn before a run that cannot fit.
 fd_limit="$(ulimit -n)"
-per_process=$((fd_limit - 64))
+per_node=$((fd_limit - 192))    # sse-server's default --max-connections
+per_process=$((fd_limit - 64))  # the loadgen's subscribers per worker
 survivors="$nodes"
 [[ -z "$kill_after" ]] || survivors=$((nodes - 1))
 worst_per_node=$(((connections_n * 105 / 100 + survivors - 1) / survivors))
-((worst_per_node <= per_process)) ||
-  warn "$connections_n subscribers on $survivors node(s) is about $worst_per_node per node (with 5% spread), more than the $per_process the open-file limit $fd_limit lets one node hold: use more --nodes"
-if ((baseline)) && ((connections_n > per_process)); then
-  warn "--baseline runs $connections_n subscribers on one node, more than the $per_process it can hold: use --connections ${per_process} or fewer for the baseline"
+((worst_per_node <= per_node)) ||
+  warn "$connections_n subscribers on $survivors node(s) is about $worst_per_node per node (with 5% spread), more than the $per_node the open-file limit $fd_limit lets one node hold: use more --nodes"
+if ((baseline)) && ((connections_n > per_node)); then
+  warn "--baseline runs $connections_n subscribers on one node, more than the $per_node it can hold: use --connections ${per_node} or fewer for the baseline"
 fi
 if ((processes > 0)) && (((connections_n + processes - 1) / processes > per_process)); then
   warn "--processes $processes puts $(((connections_n + processes - 1) / processes)) subscribers in each loadgen process, more than its $per_process descriptors"
