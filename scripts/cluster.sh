@@ -297,6 +297,9 @@ fi
 # A JSON field of one run (label), or n/a.
 field() { jq -r --arg run "$1" "select(.label == \$run) | .$2 // \"n/a\"" "$json" 2>/dev/null | tail -n 1 || true; }
 
+# A figure to about three significant digits, whole numbers from 100 up: 1.31, 178, 733930.
+three_digits() { awk -v x="$1" 'BEGIN { if (x >= 100) printf "%.0f", x; else if (x >= 10) printf "%.1f", x; else printf "%.3g", x }'; }
+
 # The backplane's cost, 1 node vs 1 node: each figure and its ratio.
 cost_table() {
   local key name a b
@@ -307,7 +310,7 @@ cost_table() {
     a="$(field 1-node "$key")" b="$(field 1-node-redis "$key")"
     name="${key//_/ }"
     if [[ "$a" =~ ^[0-9.]+$ && "$b" =~ ^[0-9.]+$ ]] && awk -v a="$a" 'BEGIN { exit !(a > 0) }'; then
-      echo "| $name | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }') |"
+      echo "| $name | $(three_digits "$a") | $(three_digits "$b") | $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }') |"
     else
       echo "| $name | $a | $b | |"
     fi
@@ -370,7 +373,7 @@ spread_tables() {
   echo
   echo "- nodes: $nodes sse-server processes, $threads event loop(s) each (one listening socket per loop), --reuse-port on 127.0.0.1:$port"
   echo "- subscribers: $connections, opened at $connect_rate/s from ${source_ips:-the default address}, loadgen processes: $(field "$cluster_label" processes); $events events at $rate/s, $payload-byte data"
-  echo "- open-file limit per process: $fd_limit (a node holds about $per_process connections)"
+  echo "- open-file limit per process: $fd_limit (a node holds about $per_node streams, a loadgen worker $per_process subscribers)"
   echo "- server memory and CPU in the summary: summed over every node (one parent pid, children included)"
   if [[ -n "${redis_cpu_s:-}" ]]; then
     echo "- Redis during the cluster run: CPU ${redis_cpu_s} s, used_memory $redis_memory (RSS $redis_rss), feed length $feed_length"
