@@ -297,6 +297,13 @@ fi
 # A JSON field of one run (label), or n/a.
 field() { jq -r --arg run "$1" "select(.label == \$run) | .$2 // \"n/a\"" "$json" 2>/dev/null | tail -n 1 || true; }
 
+# A field in ms, whole (n/a stays n/a).
+ms_field() {
+  local v
+  v="$(field "$1" "$2")"
+  if [[ "$v" =~ ^[0-9.]+$ ]]; then printf '%.0f' "$v"; else printf '%s' "$v"; fi
+}
+
 # A figure to about three significant digits, whole numbers from 100 up: 1.31, 178, 733930.
 three_digits() { awk -v x="$1" 'BEGIN { if (x >= 100) printf "%.0f", x; else if (x >= 10) printf "%.1f", x; else printf "%.3g", x }'; }
 
@@ -394,7 +401,7 @@ spread_tables() {
     echo
     echo "| lost | duplicated | reconnects | reconnect p50 ms | reconnect max ms | all back after ms | still reconnecting |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
-    echo "| $(field "$cluster_label" lost) | $(field "$cluster_label" duplicated) | $(field "$cluster_label" reconnects) | $(field "$cluster_label" reconnect_p50_ms) | $(field "$cluster_label" reconnect_max_ms) | $(field "$cluster_label" all_back_ms) | $(field "$cluster_label" still_reconnecting) |"
+    echo "| $(field "$cluster_label" lost) | $(field "$cluster_label" duplicated) | $(field "$cluster_label" reconnects) | $(ms_field "$cluster_label" reconnect_p50_ms) | $(ms_field "$cluster_label" reconnect_max_ms) | $(ms_field "$cluster_label" all_back_ms) | $(field "$cluster_label" still_reconnecting) |"
     echo
   fi
   if ((baseline)); then
