@@ -84,7 +84,7 @@ sample_memory() {
   SAMPLER_PID=$!
 }
 # The largest value of column COLUMN (2: RSS, 3: TCP memory) in a sample file.
-peak() { awk -F'\t' -v c="$2" 'NR > 1 && $c > max { max = $c } END { print max + 0 }' "$1"; }
+peak() { awk -F'\t' -v c="$2" 'NR > 1 && $c > max { max = $c } END { printf "%d\n", max + 0 }' "$1"; }
 
 # With autotuning, each stuck socket may take up to tcp_wmem's maximum: say so when that is past
 # the host's TCP memory limit (the run then shows what the whole host suffers).
