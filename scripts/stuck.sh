@@ -12,6 +12,8 @@
 # Options:
 #   --stuck N        stuck subscribers (default 15000)
 #   --readers N      subscribers that read, measured by sse-loadgen (default 1000)
+#   --send-buffers L the --send-buffer values to run, in order (default 0,default: autotuning,
+#                    then the server's default), e.g. 0,64KiB,16KiB
 #   --port N         port on 127.0.0.1 (default 18095)
 #   --out DIR        result folder (default bench-results/<date>-<host>-stuck)
 #   --no-build       use the binaries already built
@@ -22,6 +24,7 @@ source "$ROOT/scripts/lib/peers.sh"
 command_line="./scripts/stuck.sh $(quote_command "$@")"
 stuck=15000
 readers=1000
+send_buffers="0,default"
 port=18095
 out=""
 build=1
@@ -29,6 +32,7 @@ while (($#)); do
   case "$1" in
     --stuck) stuck="$2"; shift 2 ;;
     --readers) readers="$2"; shift 2 ;;
+    --send-buffers) send_buffers="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
@@ -42,6 +46,8 @@ record_source
 raise_nofile
 ((build)) && build_workspace
 bin="$(target_dir)/release"
+# The server's own default, for the table (the runs named "default" pass no --send-buffer).
+default_buffer="$("$bin/sse-server" --help | grep -A6 -- '--send-buffer' | grep -o 'default: [^]]*' | head -1 | cut -d' ' -f2)"
 out="${out:-$(result_dir -stuck)}"
 mkdir -p "$out"
 results="$out/results.tsv"
@@ -94,11 +100,16 @@ if ((stuck * wmem_max > tcp_limit)); then
   warn "with --send-buffer 0, $stuck stuck sockets may take up to $((stuck * wmem_max / 1048576)) MiB of kernel memory, past this host's tcp_mem limit of $((tcp_limit / 1048576)) MiB: every TCP socket on the host will be short of memory during that run"
 fi
 
-for send_buffer in 0 64KiB; do
+IFS=, read -ra buffers <<<"$send_buffers"
+for send_buffer in "${buffers[@]}"; do
   log "--send-buffer $send_buffer: $stuck stuck subscribers"
   (
     ulimit -n "$(ulimit -Hn)"
-    exec "$bin/sse-server" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0 --send-buffer "$send_buffer"
+    if [[ "$send_buffer" == default ]]; then
+      exec "$bin/sse-server" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0
+    else
+      exec "$bin/sse-server" --listen "127.0.0.1:$port" --threads 2 --demo-interval 0 --send-buffer "$send_buffer"
+    fi
   ) >"$out/server-$send_buffer.log" 2>&1 &
   server_pid=$!
   wait_http "http://127.0.0.1:$port/healthz" 30 "$server_pid" || die "sse-server did not start"
@@ -152,7 +163,7 @@ done
   echo
   echo "| --send-buffer | stuck | server RSS before | peak | after | kernel TCP memory before | peak | after | slow-consumer disconnects | readers p50 (ms) | p99 (ms) | readers lost |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  tail -n +2 "$results" | awk -F'\t' '{ printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n", ($1 == "0" ? "0 (autotuning)" : $1), $2, $3/1048576, $4/1048576, $5/1048576, $6/1048576, $7/1048576, $8/1048576, $9, $10, $11, $12 }'
+  tail -n +2 "$results" | awk -F'\t' -v default_buffer="$default_buffer" '{ printf "| %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s | %s | %s | %s |\n", ($1 == "0" ? "0 (autotuning)" : ($1 == "default" ? "default (" default_buffer ")" : $1)), $2, $3/1048576, $4/1048576, $5/1048576, $6/1048576, $7/1048576, $8/1048576, $9, $10, $11, $12 }'
   echo
   echo "## Machine"
   echo

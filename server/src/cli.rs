@@ -101,7 +101,7 @@ pub struct Cli {
     pub history_memory: u64,
     /// Kernel send buffer of each stream (SO_SNDBUF), bounding what a stuck subscriber pins in
     /// the kernel; 0 keeps the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum).
-    #[arg(long, env = "SSE_SEND_BUFFER", default_value = "64KiB", value_parser = parse_size)]
+    #[arg(long, env = "SSE_SEND_BUFFER", default_value = "16KiB", value_parser = parse_size)]
     pub send_buffer: u64,
     /// While some event loop's oldest undelivered event is older than this, publishes wait
     /// (then 503 after --header-timeout); 0 disables backpressure.

@@ -91,7 +91,7 @@ impl Default for Config {
             max_topics: 100_000,
             topic_ttl: Duration::from_secs(600),
             history_memory: 256 << 20,
-            send_buffer: 64 << 10,
+            send_buffer: 16 << 10,
             max_backlog: Duration::from_secs(1),
             redis: None,
             reuse_port: false,
