@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::{PublishConnection, PublishProgress, PublishTarget};
+use super::{PublishProgress, PublishTarget};
 use crate::failure::FailureKind;
 use crate::payload::{self, Stamp};
 use crate::reply::ServerReply;
@@ -145,13 +145,7 @@ fn publish_until(
     capped: &AtomicBool,
     progress: &PublishProgress,
 ) -> ThreadTally {
-    let mut conns: Vec<PublishConnection> = target
-        .nodes
-        .iter()
-        .cloned()
-        .map(PublishConnection::new)
-        .collect();
-    let mut body = Vec::with_capacity(target.payload + 64);
+    let (mut conns, mut body) = target.thread_start();
     let mut tally = ThreadTally::default();
     // An event refused last time, posted again before a new one is taken.
     let mut retry: Option<u64> = None;

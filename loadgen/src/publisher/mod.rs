@@ -54,6 +54,20 @@ pub struct PublishTarget {
     pub response_timeout: Duration,
 }
 
+impl PublishTarget {
+    /// One publishing connection per node (each connects on first use), and a body buffer big
+    /// enough for a stamped payload: what every publishing thread starts with.
+    fn thread_start(&self) -> (Vec<PublishConnection>, Vec<u8>) {
+        let conns = self
+            .nodes
+            .iter()
+            .cloned()
+            .map(PublishConnection::new)
+            .collect();
+        (conns, Vec::with_capacity(self.payload + 64))
+    }
+}
+
 /// Counters the publishers update while a phase runs, for the progress line.
 #[derive(Debug, Default)]
 pub struct PublishProgress {

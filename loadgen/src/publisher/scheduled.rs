@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::{PublishConnection, PublishProgress, PublishTarget};
+use super::{PublishProgress, PublishTarget};
 use crate::failure::FailureKind;
 use crate::payload::{self, Stamp};
 use crate::reply::ServerReply;
@@ -138,13 +138,7 @@ fn publish_share(
     k: usize,
     progress: &PublishProgress,
 ) -> PublisherTally {
-    let mut conns: Vec<PublishConnection> = target
-        .nodes
-        .iter()
-        .cloned()
-        .map(PublishConnection::new)
-        .collect();
-    let mut body = Vec::with_capacity(target.payload + 64);
+    let (mut conns, mut body) = target.thread_start();
     let mut tally = PublisherTally::default();
     for i in (p..schedule.count).step_by(k) {
         let offset = Duration::from_secs_f64(i as f64 / schedule.rate);
