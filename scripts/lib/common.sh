@@ -260,7 +260,8 @@ readme_section_content() {
     cat "$extra"
     echo
   done
-  [[ -f "$dir/summary.md" ]] && sed 's/^#/###/' "$dir/summary.md"
+  # The summary's own title is dropped: the README section already has one.
+  [[ -f "$dir/summary.md" ]] && sed -e '1{/^# /d;}' -e 's/^#/###/' "$dir/summary.md" | sed '1{/^$/d;}'
   echo
   for svg in "$dir"/*.svg; do
     [[ -e "$svg" ]] && echo "![$(basename "$svg" .svg)]($rel/$(basename "$svg"))"
