@@ -183,7 +183,7 @@ impl Metrics {
         metric(
             "sse_deliveries_total",
             "counter",
-            "Events written completely to a subscriber.",
+            "Events written completely to a subscriber (events replayed from the backplane: when their stream opens).",
             self.deliveries.load(Relaxed),
         );
         metric(

@@ -118,7 +118,13 @@ impl EventLoop {
         } else {
             (Replay::Gap, Vec::new())
         };
-        if !self.open_stream(key, subscription, subscriber, replay, output, &events) {
+        if self.open_stream(key, subscription, subscriber, replay, output, &events) {
+            // The broker's events go out in the stream's prefix, not through the logs' passes
+            // that count the others: counted here, as queued on an open stream.
+            self.metrics()
+                .deliveries
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+        } else {
             self.to_close.push(key);
         }
     }

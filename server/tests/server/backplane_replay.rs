@@ -95,6 +95,15 @@ fn replay_of_a_topic_the_node_forgot_comes_from_redis() {
         metric(&metrics(forgetful.addr), "sse_backplane_replays_total"),
         1.0
     );
+    // The 6 replayed from Redis count as deliveries, as the live one does.
+    assert!(
+        wait_until(TIMEOUT, || metric(
+            &metrics(forgetful.addr),
+            "sse_deliveries_total"
+        ) == 7.0),
+        "deliveries: {}",
+        metric(&metrics(forgetful.addr), "sse_deliveries_total")
+    );
 }
 
 /// Redis trimmed the topic's stream past the client's id (here `XTRIM` to 5 entries): the
