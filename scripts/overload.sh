@@ -8,7 +8,7 @@
 # runs first too (rates doubling until a phase fails, then bisecting). Results, per build, in
 # bench-results/<date>-<host>-overload/.
 #
-#   ./scripts/overload.sh [--bin LABEL=PATH ...] [--connections N] [--burst DUR] [--rate-search]
+#   ./scripts/overload.sh [--bin LABEL=PATH ...] [--connections N] [--burst DUR] [--rate-search] [--queues]
 #
 # Options:
 #   --bin "LABEL=PATH [ARGS]"
@@ -20,6 +20,10 @@
 #   --drain DUR        how long to wait for the burst's deliveries after it (default 60s)
 #   --rate-search      also run the rate search before the burst
 #   --phase DUR        length of each rate-search phase (default 5s)
+#   --queues           sample, every 0.5 s, the bytes waiting in the server's send queues and
+#                      in the load generator's receive queues (`ss`; LABEL.queues.tsv), and
+#                      report each build's peaks: where an overloaded burst waits (costs some
+#                      CPU while it samples)
 #   --port N           port on 127.0.0.1 (default 18097)
 #   --out DIR          result folder (default bench-results/<date>-<host>-overload)
 #   --no-build         use the binaries already built
@@ -38,6 +42,7 @@ phase=5s
 port=18097
 out=""
 build=1
+queues=0
 while (($#)); do
   case "$1" in
     --bin | --connections | --burst | --in-flight | --drain | --phase | --port | --out)
@@ -50,6 +55,7 @@ while (($#)); do
     --in-flight) in_flight="$2"; shift 2 ;;
     --drain) drain="$2"; shift 2 ;;
     --rate-search) rate_search=1; shift ;;
+    --queues) queues=1; shift ;;
     --phase) phase="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -61,6 +67,25 @@ done
 record_source
 raise_nofile
 ((build)) && build_workspace
+((queues)) && ! command -v ss >/dev/null && die "--queues needs ss (Debian: apt-get install -y iproute2)"
+
+# Until killed: every 0.5 s, one line of FILE: seconds since start, the bytes in the send
+# queues of the server's established sockets on PORT, and in the receive queues of their
+# clients (both ends are on this host).
+sample_queues() {
+  local port="$1" file="$2" start
+  start="$(date +%s.%N)"
+  printf 'time_s\tserver_send_queue_bytes\tclient_receive_queue_bytes\n' >"$file"
+  while :; do
+    ss -tnH state established "( sport = :$port or dport = :$port )" 2>/dev/null |
+      awk -v local_end=":$port" -v now="$(date +%s.%N)" -v start="$start" '
+        # Columns without a State column: Recv-Q Send-Q Local Peer.
+        $3 ~ local_end "$" { server_send += $2; next }
+        { client_receive += $1 }
+        END { printf "%.1f\t%d\t%d\n", now - start, server_send, client_receive }' >>"$file"
+    sleep 0.5
+  done
+}
 ((${#bins[@]})) || bins=("ours=$(target_dir)/release/sse-server")
 out="${out:-$(result_dir -overload)}"
 mkdir -p "$out"
@@ -85,7 +110,13 @@ for entry in "${bins[@]}"; do
     --server-pid "$server_pid" --json "$json" --quiet)
   ((rate_search)) && args+=(--rate-search --search-phase "$phase")
   echo "$label: $bin $(quote_command "${server_args[@]}"); sse-loadgen $(quote_command "${args[@]}")" >>"$out/commands.txt"
+  sampler_pid=""
+  if ((queues)); then
+    sample_queues "$port" "$out/$label.queues.tsv" &
+    sampler_pid=$!
+  fi
   "$(target_dir)/release/sse-loadgen" "${args[@]}" >"$out/$label.loadgen.log" 2>&1 || warn "$label: the loadgen failed (see $label.loadgen.log)"
+  [[ -z "$sampler_pid" ]] || { kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null || true; }
   stop_tree "$server_pid"
   wait_port_free "$port" 30 || true
 done
@@ -117,6 +148,28 @@ done
        "\($o.latency_p50_us / 1000 | floor) ms", "\($o.latency_p99_us / 1000 | floor) ms",
        "\($o.latency_max_us / 1000 | floor) ms", "\($o.drain_s * 100 | round / 100) s", $o.lost, $o.duplicated]
     | "| " + (map(tostring) | join(" | ")) + " |"' "$json" 2>/dev/null || echo "| (no results) |"
+  if ((queues)); then
+    echo
+    echo "## Where the burst waited"
+    echo
+    echo "Sampled every 0.5 s with \`ss\` over the established sockets of the server's port"
+    echo "(LABEL.queues.tsv): bytes written by the server and not yet taken by the client's kernel"
+    echo "(the server's send queues), and bytes the client's kernel holds that the load generator"
+    echo "has not read yet (its receive queues). Peaks over the whole run, per connection too."
+    echo
+    echo "| build | peak in the server's send queues | per connection | peak in the load generator's receive queues | per connection |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    for entry in "${bins[@]}"; do
+      label="${entry%%=*}"
+      [[ -f "$out/$label.queues.tsv" ]] || continue
+      open="$(jq -r --arg l "$label" 'select(.label == $l) | .connections_open' "$json" 2>/dev/null | head -1)"
+      awk -F'\t' -v label="$label" -v open="${open:-0}" '
+        NR > 1 { if ($2 > s) s = $2; if ($3 > c) c = $3 }
+        function mb(b) { return sprintf("%.1f MB", b / 1e6) }
+        function each(b) { return open > 0 ? sprintf("%.0f B", b / open) : "n/a" }
+        END { printf "| %s | %s | %s | %s | %s |\n", label, mb(s), each(s), mb(c), each(c) }' "$out/$label.queues.tsv"
+    done
+  fi
   if ((rate_search)); then
     echo
     echo "## The rate search"
